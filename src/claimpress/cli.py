@@ -1,0 +1,206 @@
+"""The command line: each command parses its arguments, calls one library function, and
+turns problems into messages and exit codes. No logic lives here."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from .problems import Problem, ProblemsFound, errors
+from .project import Project, gather, require_clean
+
+app = typer.Typer(
+    help="claimpress turns YAML claim files into executive-summary fact-check pages "
+    "and builds them into a static site.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+class State:
+    """Options shared by every command."""
+
+    project: Path = Path(".")
+
+
+@app.callback()
+def _options(
+    project: Annotated[
+        Path,
+        typer.Option("--project", "-C", help="The project folder (with site.yaml and claims/)."),
+    ] = Path("."),
+) -> None:
+    State.project = project
+
+
+class ExportFormat(StrEnum):
+    text = "text"
+    md = "md"
+    json = "json"
+    html = "html"
+
+
+class ReportFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+def fail(message: str) -> NoReturn:
+    """Print an error and exit 1."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def report(problems: Sequence[Problem]) -> None:
+    """Print problems like a compiler, then a one-line count."""
+    for problem in problems:
+        typer.echo(str(problem), err=True)
+    n_errors = len(errors(problems))
+    n_warnings = len(problems) - n_errors
+    if problems:
+        typer.echo(f"{n_errors} error(s), {n_warnings} warning(s)", err=True)
+
+
+@contextmanager
+def handled() -> Iterator[None]:
+    """Turn every expected failure into a message and exit 1; never show a traceback for input."""
+    from .site import OutputError
+
+    try:
+        yield
+    except ProblemsFound as exc:
+        report(exc.problems)
+        raise typer.Exit(1) from None
+    except OutputError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
+
+
+def load() -> Project:
+    """The project named by --project, loaded and resolved."""
+    return gather(State.project)
+
+
+@app.command()
+def check(
+    strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
+    format: Annotated[
+        ReportFormat, typer.Option("--format", help="text for people, json for machines.")
+    ] = ReportFormat.text,
+) -> None:
+    """Validate every claim, source and figure, and lint them; write nothing.
+
+    Exit 1 on errors (or on warnings with --strict).
+    """
+    with handled():
+        project: Project | None = None
+        try:
+            project = load()
+            problems = list(project.problems)
+        except ProblemsFound as exc:
+            problems = exc.problems
+        if format is ReportFormat.json:
+            typer.echo(json.dumps([p.as_json() for p in problems], indent=2))
+        else:
+            report(problems)
+        bad = problems if strict else errors(problems)
+        if bad:
+            raise typer.Exit(1)
+        if format is ReportFormat.text and project is not None:
+            typer.echo(f"ok: {len(project.claims)} claim(s) checked")
+
+
+@app.command()
+def build(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the site.")] = Path(
+        "build"
+    ),
+    drafts: Annotated[
+        bool, typer.Option("--drafts", help="Include drafts and claims in review, marked DRAFT.")
+    ] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
+) -> None:
+    """Build the static site; a failed build leaves the previous one untouched."""
+    from .site import build as build_site
+
+    with handled():
+        started = time.perf_counter()
+        project = load()
+        require_clean(project, strict=strict)
+        report(project.problems)
+        out_dir = out if out.is_absolute() else State.project / out
+        result = build_site(project, out_dir, drafts=drafts)
+        elapsed = time.perf_counter() - started
+        typer.echo(
+            f"built {result.claims} claim(s), {result.files} file(s) in "
+            f"{os.path.relpath(result.out)} ({elapsed:.2f} s)"
+        )
+
+
+@app.command()
+def export(
+    claim: Annotated[str, typer.Argument(help="The claim: its slug or its file.")],
+    format: Annotated[
+        ExportFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = ExportFormat.text,
+) -> None:
+    """Print one claim to standard output as text, Markdown, JSON or HTML."""
+    from .render import Renderer
+
+    with handled():
+        project = load()
+        try:
+            page = project.page(claim)
+        except KeyError:
+            broken = [p for p in project.problems if Path(p.path).stem == Path(claim).stem]
+            if broken:
+                raise ProblemsFound(broken) from None
+            fail(f"no claim `{claim}`; known: {', '.join(p.slug for p in project.pages)}")
+        renderer = Renderer(project.root, project.site)
+        outputs: dict[ExportFormat, Callable[[], str]] = {
+            ExportFormat.text: lambda: renderer.claim_text(page),
+            ExportFormat.md: lambda: renderer.claim_markdown(page),
+            ExportFormat.json: lambda: renderer.claim_json(page),
+            ExportFormat.html: lambda: renderer.claim_html(
+                page, root="", draft=page.claim.status != "published"
+            ),
+        }
+        sys.stdout.write(outputs[format]())
+        sys.stdout.flush()
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of claim files, for editors and validators."""
+    from .schema import claim_schema
+
+    typer.echo(json.dumps(claim_schema(), indent=2, ensure_ascii=False))
+
+
+def main() -> None:
+    """Entry point: run the app; an unexpected failure is reported without a traceback."""
+    try:
+        app()
+    except (KeyboardInterrupt, BrokenPipeError):
+        raise SystemExit(130) from None
+    except Exception as exc:  # a bug of ours, never the user's input
+        if os.environ.get("CLAIMPRESS_DEBUG"):
+            raise
+        print(
+            f"internal error: {type(exc).__name__}: {exc}\n"
+            "this is a bug in claimpress; rerun with CLAIMPRESS_DEBUG=1 for details",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None

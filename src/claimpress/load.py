@@ -1,0 +1,288 @@
+"""YAML files to validated models, with `path:line:col: field: message` for every problem."""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import hashlib
+import types
+import typing
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from . import yamltree
+from .model import Claim, Figure, FigureName, Site, Source, SourceKey, slug_problem
+from .problems import Problem
+from .yamltree import Node
+
+CLAIMS_DIR, SOURCES_DIR, FIGURES_DIR, SITE_FILE = "claims", "sources", "figures", "site.yaml"
+
+_SHAPES: dict[str, Any] = {
+    SOURCES_DIR: dict[SourceKey, Source],
+    FIGURES_DIR: dict[FigureName, Figure],
+}
+
+
+@dataclass(frozen=True)
+class Located:
+    """A validated value with the file it came from and the tree that locates its parts."""
+
+    rel: str
+    """The file's path relative to the project, for messages."""
+    root: Node
+    """The parsed YAML, to find the line and column of any field."""
+
+    def at(self, *loc: str | int) -> tuple[int, int]:
+        """Line and column of the field at `loc` (or of the deepest part of it that exists)."""
+        node, _ = yamltree.locate(self.root, loc)
+        return node.line, node.col
+
+    def key_at(self, *loc: str | int) -> tuple[int, int]:
+        """Line and column of the key naming the field at `loc`, falling back to its value."""
+        key = yamltree.key_node(self.root, loc)
+        return (key.line, key.col) if key else self.at(*loc)
+
+    def problem(
+        self,
+        loc: tuple[str | int, ...],
+        message: str,
+        *,
+        severity: str = "error",
+        rule: str = "",
+        key: bool = False,
+    ) -> Problem:
+        """A problem located at the field `loc` of this file."""
+        line, col = self.key_at(*loc) if key else self.at(*loc)
+        return Problem(self.rel, line, col, field_path(loc), message, severity, rule)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class ClaimFile(Located):
+    """A claim file that parsed and validated."""
+
+    slug: str
+    claim: Claim
+    digest: str
+    """sha256 of the file's bytes."""
+
+
+@dataclass(frozen=True)
+class RegistryFile(Located):
+    """A file of shared sources or figures."""
+
+    sources: dict[str, Source]
+    figures: dict[str, Figure]
+
+
+def field_path(loc: Iterable[str | int]) -> str:
+    """`('sections', 2, 'body')` as `sections[2].body`."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+def read(path: Path, rel: str) -> tuple[bytes | None, list[Problem]]:
+    """A file's bytes, or a problem saying why it cannot be read."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(yamltree.MAX_BYTES + 1)
+    except OSError as exc:
+        return None, [Problem(rel, 0, 0, "", f"cannot read file: {exc.strerror or exc}")]
+    return data, []
+
+
+@functools.cache
+def _adapter(shape: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(shape)
+
+
+def parse_model(data: bytes, rel: str, shape: Any) -> tuple[Any, Node | None, list[Problem]]:
+    """Parse YAML bytes and validate them against a model type, locating every problem."""
+    document = yamltree.parse(data, rel)
+    if document.root is None:
+        return None, None, document.problems
+    root = document.root
+    try:
+        return _adapter(shape).validate_python(yamltree.to_python(root)), root, []
+    except ValidationError as exc:
+        return None, root, [_problem(rel, root, err, shape) for err in exc.errors()]
+
+
+def _problem(rel: str, root: Node, err: Any, shape: Any) -> Problem:
+    loc = tuple(part for part in err["loc"] if part != "[key]")
+    kind = err["type"]
+    node, found = yamltree.locate(root, loc)
+    field = field_path(loc)
+    if kind == "extra_forbidden":
+        key = yamltree.key_node(root, loc)
+        at = key or node
+        allowed = sorted(_fields_at(shape, loc[:-1]))
+        message = f"unknown field `{loc[-1]}`"
+        guess = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
+        if guess:
+            message += f"; did you mean `{guess[0]}`?"
+        elif allowed:
+            message += f"; the fields here are: {', '.join(allowed)}"
+        return Problem(rel, at.line, at.col, field, message)
+    if kind == "missing":
+        return Problem(
+            rel,
+            node.line,
+            node.col,
+            field,
+            f"missing required field `{loc[-1]}`" if loc else "missing value",
+        )
+    if "[key]" in err["loc"]:
+        key = yamltree.key_node(root, loc) or node
+        return Problem(rel, key.line, key.col, field, _clean(err["msg"]))
+    return Problem(rel, node.line, node.col, field, _message(kind, err, node if found else None))
+
+
+def _message(kind: str, err: Any, node: Node | None) -> str:
+    got = yamltree.kind_of(node) if node is not None else "nothing"
+    if kind == "string_type" and node is not None:
+        if node.plain and node.value is not None and not isinstance(node.value, (list, dict)):
+            return f'expected text, got {got}; quote it to keep it as text: "{node.raw}"'
+        return f"expected text, got {got}"
+    if kind in ("date_type", "date_parsing", "date_from_datetime_inexact"):
+        return f"expected a date written as YYYY-MM-DD without quotes, got {got}"
+    if kind == "literal_error":
+        expected = err.get("ctx", {}).get("expected", "")
+        choices = [c.strip(" '") for c in expected.replace(" or ", ", ").split(",")]
+        message = f"must be one of {', '.join(choices)}"
+        value = node.raw if node is not None else ""
+        guess = difflib.get_close_matches(value, choices, n=1, cutoff=0.5)
+        return message + (f"; did you mean `{guess[0]}`?" if guess else f", not `{value}`")
+    if kind == "list_type":
+        return f"expected a list (lines starting with `- `), got {got}"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"expected a mapping of fields (`name: value` lines), got {got}"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"expected true or false, got {got}"
+    if kind in ("int_type", "float_type", "int_from_float"):
+        return (
+            f"expected a whole number, got {got}"
+            if "int" in kind
+            else f"expected a number, got {got}"
+        )
+    if kind == "too_short":
+        return "must not be empty" if "at least 1" in err["msg"] else _clean(err["msg"])
+    if kind == "string_pattern_mismatch":
+        return (
+            f"`{node.raw if node else ''}` does not have the expected form "
+            f"({err.get('ctx', {}).get('pattern', '')})"
+        )
+    if (
+        kind == "value_error"
+        and node is not None
+        and got != "text"
+        and err.get("ctx", {}).get("error")
+        and "number" not in str(err["ctx"]["error"])
+    ):
+        return f"expected text, got {got}"
+    return _clean(err["msg"])
+
+
+def _clean(msg: str) -> str:
+    return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+def _fields_at(shape: Any, loc: tuple[str | int, ...]) -> set[str]:
+    """The field names the model accepts at `loc`, for "did you mean"."""
+    current = shape
+    for part in loc:
+        current = _step(current, part)
+        if current is None:
+            return set()
+    model = _unwrap(current)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return set(model.model_fields)
+    return set()
+
+
+def _unwrap(typ: Any) -> Any:
+    while True:
+        origin = typing.get_origin(typ)
+        if origin is typing.Annotated:
+            typ = typing.get_args(typ)[0]
+        elif origin in (typing.Union, types.UnionType):
+            options = [a for a in typing.get_args(typ) if a is not type(None)]
+            typ = options[0] if len(options) == 1 else typ
+            if len(options) != 1:
+                return typ
+        else:
+            return typ
+
+
+def _step(typ: Any, part: str | int) -> Any:
+    typ = _unwrap(typ)
+    if isinstance(typ, type) and issubclass(typ, BaseModel):
+        info = typ.model_fields.get(str(part))
+        return info.annotation if info else None
+    origin = typing.get_origin(typ)
+    if origin is list and isinstance(part, int):
+        return typing.get_args(typ)[0]
+    if origin is dict:
+        return typing.get_args(typ)[1]
+    return None
+
+
+def load_claim(path: Path, rel: str) -> tuple[ClaimFile | None, list[Problem]]:
+    """One claim file, validated, or every problem found in it."""
+    problem = slug_problem(path.stem)
+    if problem:
+        return None, [Problem(rel, 0, 0, "", problem)]
+    data, problems = read(path, rel)
+    if data is None:
+        return None, problems
+    claim, root, problems = parse_model(data, rel, Claim)
+    if claim is None or root is None:
+        return None, problems
+    return ClaimFile(rel, root, path.stem, claim, hashlib.sha256(data).hexdigest()), []
+
+
+def load_registry(path: Path, rel: str, kind: str) -> tuple[RegistryFile | None, list[Problem]]:
+    """A file under `sources/` or `figures/`: a mapping of keys to sources or figures."""
+    data, problems = read(path, rel)
+    if data is None:
+        return None, problems
+    value, root, problems = parse_model(data, rel, _SHAPES[kind])
+    if value is None or root is None:
+        return None, problems
+    sources = value if kind == SOURCES_DIR else {}
+    figures = value if kind == FIGURES_DIR else {}
+    return RegistryFile(rel, root, sources, figures), []
+
+
+def load_site(path: Path, rel: str) -> tuple[Site | None, Located | None, list[Problem]]:
+    """The site settings from `site.yaml`."""
+    if not path.is_file():
+        return (
+            None,
+            None,
+            [
+                Problem(
+                    rel,
+                    0,
+                    0,
+                    "",
+                    "no site.yaml here; run claimpress in a "
+                    "project folder (one with site.yaml and claims/)",
+                )
+            ],
+        )
+    data, problems = read(path, rel)
+    if data is None:
+        return None, None, problems
+    site, root, problems = parse_model(data, rel, Site)
+    if site is None or root is None:
+        return None, None, problems
+    return site, Located(rel, root), []

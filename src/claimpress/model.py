@@ -1,0 +1,253 @@
+"""The claim file and site settings as typed, frozen models: the single source of the schema.
+
+Loading (`load.py`) validates YAML against these models; `claimpress schema` prints
+their JSON Schema. No I/O here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+
+SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+"""A claim's slug, which is its file name: lowercase ASCII words joined by hyphens."""
+MAX_SLUG = 80
+KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+"""A source key as cited in prose: `[@ncmec-2023]`."""
+NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+"""A figure name as used in prose and formulas: `{urgent_share:.2%}`."""
+
+Status = Literal["draft", "review", "published"]
+
+
+def _one_line(value: str) -> str:
+    if "\n" in value or "\r" in value:
+        raise ValueError("must be a single line (no line breaks)")
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+def _non_empty(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+def check_url(value: str) -> str:
+    """An absolute http(s) URL with a real host and no credentials, or a ValueError saying why."""
+    if any(ch.isspace() or ord(ch) < 32 for ch in value):
+        raise ValueError("URL must not contain spaces or control characters")
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # raises on a malformed port
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL ({exc})") from None
+    del port
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError("must be an absolute http:// or https:// URL")
+    host = parts.hostname or ""
+    if "." not in host.strip("."):
+        raise ValueError("URL needs a real host name, such as https://example.org/page")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("URL must not carry a user name or password")
+    return value
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("expected a number")
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError("expected a finite number")
+    return value
+
+
+def _key(value: str) -> str:
+    if not KEY.match(value):
+        raise ValueError("source keys use letters, digits and - _ . : (such as `ncmec-2023`)")
+    return value
+
+
+def _name(value: str) -> str:
+    if not NAME.match(value):
+        raise ValueError(
+            "figure names use letters, digits and _, not starting with a digit "
+            "(such as `reports_2023`)"
+        )
+    return value
+
+
+Line = Annotated[str, AfterValidator(_one_line)]
+Text = Annotated[str, AfterValidator(_non_empty)]
+Url = Annotated[
+    str,
+    AfterValidator(check_url),
+    WithJsonSchema({"type": "string", "format": "uri", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://"}),
+]
+Number = Annotated[int | float, BeforeValidator(_number), WithJsonSchema({"type": "number"})]
+SourceKey = Annotated[
+    str, AfterValidator(_key), WithJsonSchema({"type": "string", "pattern": KEY.pattern})
+]
+FigureName = Annotated[
+    str, AfterValidator(_name), WithJsonSchema({"type": "string", "pattern": NAME.pattern})
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(
+        strict=True, extra="forbid", frozen=True, use_attribute_docstrings=True
+    )
+
+
+class Source(_Strict):
+    """A document the claim relies on; cited in prose as `[@key]`."""
+
+    title: Line
+    """The document's title, as its publisher gives it."""
+    publisher: Line | None = None
+    """Who published it: an organization, outlet or author."""
+    published: dt.date | None = None
+    """When it was published (YYYY-MM-DD)."""
+    url: Url | None = None
+    """Where to read it: an absolute http(s) URL."""
+    accessed: dt.date | None = None
+    """When the fact-checker last read it (YYYY-MM-DD)."""
+    archive_url: Url | None = None
+    """An archived copy (Wayback Machine, archive.today...) in case the original changes."""
+    archived: dt.date | None = None
+    """When the archived copy was made (YYYY-MM-DD)."""
+    note: Text | None = None
+    """What we know of a source that could not be fully identified, or a caveat about it."""
+
+
+class Figure(_Strict):
+    """A number used in prose: a sourced value, or a formula over other figures."""
+
+    value: Number | None = None
+    """The number as the source gives it, unformatted: 36200000, not "36.2 million"."""
+    display: Line | None = None
+    """How prose shows the value when no format is given, such as `36.2 million`."""
+    source: SourceKey | None = None
+    """Key of the source the value comes from."""
+    formula: Line | None = None
+    """Arithmetic over other figures' names: + - * / and parentheses, such as `a / b`."""
+    note: Text | None = None
+    """What the figure measures, for reviewers."""
+
+
+class Section(_Strict):
+    """One numbered section of the article."""
+
+    heading: Line
+    """The section's heading, without its number."""
+    body: Text
+    """One or more paragraphs of Markdown; cite sources as `[@key]`, figures as `{name}`."""
+
+
+class Appearance(_Strict):
+    """Where and when the claim being checked was made."""
+
+    url: Url | None = None
+    """Where the claim can be seen."""
+    date: dt.date | None = None
+    """When the claim was made (YYYY-MM-DD)."""
+    where: Line | None = None
+    """The outlet, platform or event, such as `Senate hearing` or `X (Twitter)`."""
+
+
+class Correction(_Strict):
+    """A dated change made after publication, shown to readers."""
+
+    date: dt.date
+    """When the change was made (YYYY-MM-DD)."""
+    note: Text
+    """What changed and why (Markdown)."""
+    kind: Literal["correction", "update"] = "correction"
+    """`correction` fixes an error; `update` adds new information."""
+
+
+class Claim(_Strict):
+    """One fact-check: a question answered from sourced figures. The file name is its slug."""
+
+    question: Line
+    """The question the fact-check answers; the page title."""
+    checked_on: dt.date
+    """The date the facts were checked (YYYY-MM-DD)."""
+    status: Status = "draft"
+    """draft, review or published; only published claims go on the site."""
+    topics: list[Line] = Field(default_factory=list)
+    """Topics the claim is listed under, such as `NCMEC`."""
+    verdict: Line | None = None
+    """The rating on the site's scale (`rating_scale` in site.yaml), when the claim is rated."""
+    claimant: Line | None = None
+    """Who made the claim being checked."""
+    appeared: Appearance | None = None
+    """Where and when the claim being checked was made."""
+    author: Line | None = None
+    """Who wrote the fact-check."""
+    editor: Line | None = None
+    """Who edited the fact-check."""
+    summary: Text
+    """The executive summary: one paragraph of Markdown with citations `[@key]`."""
+    sections: list[Section] = Field(min_length=1)
+    """The numbered sections; the last is the bottom line."""
+    limitations: list[Text] = Field(default_factory=list)
+    """What the evidence cannot show (Markdown)."""
+    follow_up: list[Line] = Field(default_factory=list)
+    """Follow-up questions ("Want to dive deeper?"); one matching a claim's question links to it."""
+    corrections: list[Correction] = Field(default_factory=list)
+    """Corrections and updates after publication, oldest first."""
+    figures: dict[FigureName, Figure] = Field(default_factory=dict)
+    """Named numbers used in prose as `{name}` or `{name:format}`."""
+    sources: dict[SourceKey, Source] = Field(default_factory=dict)
+    """The documents cited in prose as `[@key]`."""
+
+
+class Rating(_Strict):
+    """One step of the site's rating scale."""
+
+    name: Line
+    """The verdict as written in claim files and shown to readers, such as `Mostly true`."""
+    description: Text | None = None
+    """What the rating means, for the methodology page."""
+
+
+class Site(_Strict):
+    """Site-wide settings, from `site.yaml` at the project root."""
+
+    title: Line
+    """The site's name."""
+    base_url: Url
+    """Where the site is published, such as `https://factcheck.example.org/` or a sub-path."""
+    organization: Line
+    """The organization publishing the fact-checks."""
+    description: Line | None = None
+    """One sentence about the site, for the index page and feeds."""
+    language: Annotated[str, Field(pattern=r"^[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")] = "en"
+    """Language of the pages, as a BCP 47 tag such as `en` or `en-GB`."""
+    disclaimer: Text = "Fact-checks can contain mistakes. Please verify important information."
+    """The line under every claim's date (Markdown; links allowed)."""
+    date_format: Line = "MMMM d, y"
+    """How dates are shown, as a CLDR pattern: `MMMM d, y` gives `January 16, 2026`."""
+    rating_scale: list[Rating] = Field(default_factory=list)
+    """The verdicts claims may carry, in order from most to least accurate."""
+    require_approval: bool = False
+    """Publish a claim only with an approval matching its current content."""
+    stale_after_days: Annotated[int, Field(ge=1)] = 365
+    """A check older than this many days is reported as stale."""
+
+
+def slug_problem(stem: str) -> str | None:
+    """Why a file name cannot be a claim's slug, or None when it can."""
+    if len(stem) > MAX_SLUG:
+        return f"file name is {len(stem)} characters; a slug has at most {MAX_SLUG}"
+    if not SLUG.match(stem):
+        return (
+            "file name must be a slug: lowercase letters, digits and single hyphens, "
+            "such as `what-share-of-tips-are-pursued.yaml`"
+        )
+    return None

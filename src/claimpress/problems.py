@@ -1,0 +1,64 @@
+"""Problems found in the input: one type for errors and warnings, printed like a compiler."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with one place in one input file."""
+
+    path: str
+    """The file, as the user named it (relative to the project where possible)."""
+    line: int
+    """1-based line of the offending value (0 when the problem concerns the whole file)."""
+    col: int
+    """1-based column of the offending value."""
+    field: str
+    """Dotted path of the field inside the file, such as `sections[2].body`; empty for the file."""
+    message: str
+    """What is wrong and, where we can tell, how to fix it."""
+    severity: Severity = "error"
+    """Errors stop a build; warnings stop it only under `--strict`."""
+    rule: str = ""
+    """Stable name of the lint rule that found it, for warnings and silencing."""
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}:{self.col}"
+        field = self.field or "(file)"
+        text = f"{where}: {field}: {self.message}"
+        if self.severity == "warning":
+            text = f"{where}: {field}: warning: {self.message}"
+        if self.rule:
+            text += f" [{self.rule}]"
+        return text
+
+    def as_json(self) -> dict[str, object]:
+        """The problem as a JSON-ready mapping, for `check --format json`."""
+        return {
+            "path": self.path,
+            "line": self.line,
+            "col": self.col,
+            "field": self.field,
+            "message": self.message,
+            "severity": self.severity,
+            "rule": self.rule,
+        }
+
+
+class ProblemsFound(Exception):
+    """Raised when input problems stop a command; carries every problem, sorted."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems = sorted(set(problems))
+        super().__init__(f"{len(self.problems)} problem(s)")
+
+
+def errors(problems: Iterable[Problem]) -> list[Problem]:
+    """Only the problems that are errors."""
+    return [p for p in problems if p.severity == "error"]

@@ -1,0 +1,161 @@
+"""Gather a project: read and validate every input file, then resolve every claim.
+
+Nothing is written here: `check` is exactly `gather`, and `build` is `gather` then write.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from babel import Locale, UnknownLocaleError
+
+from .load import (
+    CLAIMS_DIR,
+    FIGURES_DIR,
+    SITE_FILE,
+    SOURCES_DIR,
+    ClaimFile,
+    Located,
+    RegistryFile,
+    load_claim,
+    load_registry,
+    load_site,
+)
+from .model import Site
+from .problems import Problem, ProblemsFound, errors
+from .resolve import Page, Registry, build_registry, link_follow_ups, resolve_claim
+
+
+@dataclass(frozen=True)
+class Project:
+    """Everything read from a project folder, validated and resolved."""
+
+    root: Path
+    site: Site
+    site_file: Located
+    claims: tuple[ClaimFile, ...]
+    registry: Registry
+    pages: tuple[Page, ...]
+    """Every claim that resolved, whatever its status, sorted by slug."""
+    problems: tuple[Problem, ...]
+    """Everything found wrong, errors and warnings, sorted by file and line."""
+
+    def published(self, *, drafts: bool = False) -> list[Page]:
+        """The pages that go on the site, follow-ups linked among them, newest check first."""
+        chosen = [p for p in self.pages if drafts or p.claim.status == "published"]
+        chosen.sort(key=lambda p: (p.claim.checked_on, p.slug), reverse=True)
+        return link_follow_ups(chosen)
+
+    def page(self, name: str) -> Page:
+        """The page for a slug or claim file path; raises KeyError with the known slugs."""
+        slug = Path(name).stem if name.endswith((".yaml", ".yml")) else name
+        for page in self.pages:
+            if page.slug == slug:
+                return link_follow_ups(self.pages)[self.pages.index(page)]
+        raise KeyError(slug)
+
+
+def display_path(path: Path) -> str:
+    """A path as messages show it: relative to the working folder when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return os.path.relpath(path) if path.is_absolute() else str(path)
+
+
+def input_files(root: Path, folder: str) -> Iterator[tuple[Path, str, Problem | None]]:
+    """The YAML files of a folder, sorted, each with a problem if it leads outside the project."""
+    directory = root / folder
+    if not directory.is_dir():
+        return
+    top = root.resolve()
+    for path in sorted(directory.iterdir()):
+        if path.suffix not in (".yaml", ".yml") or path.name.startswith("."):
+            continue
+        rel = display_path(path)
+        target = path.resolve()
+        if not target.is_relative_to(top):
+            yield (
+                path,
+                rel,
+                Problem(
+                    rel, 0, 0, "", "symlink leads outside the project; copy the file in instead"
+                ),
+            )
+        elif not target.is_file():
+            yield path, rel, Problem(rel, 0, 0, "", "not a regular file")
+        else:
+            yield path, rel, None
+
+
+def gather(root: Path) -> Project:
+    """Load and resolve the project at `root`; raises ProblemsFound when nothing can be built
+    at all (no readable site.yaml), otherwise records problems on the project."""
+    root = root.absolute()
+    site, site_file, problems = load_site(root / SITE_FILE, display_path(root / SITE_FILE))
+    if site is None or site_file is None:
+        raise ProblemsFound(problems)
+    try:
+        Locale.parse(site.language.replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        problems.append(
+            site_file.problem(
+                ("language",),
+                f"unknown language `{site.language}`; use a tag such as `en` or `en-GB`",
+            )
+        )
+    registry_files: list[RegistryFile] = []
+    for folder in (SOURCES_DIR, FIGURES_DIR):
+        for path, rel, problem in input_files(root, folder):
+            if problem:
+                problems.append(problem)
+                continue
+            loaded, found = load_registry(path, rel, folder)
+            problems += found
+            if loaded:
+                registry_files.append(loaded)
+    registry, found = build_registry(registry_files)
+    problems += found
+
+    claims: list[ClaimFile] = []
+    pages: list[Page] = []
+    for path, rel, problem in input_files(root, CLAIMS_DIR):
+        if problem:
+            problems.append(problem)
+            continue
+        claim, found = load_claim(path, rel)
+        problems += found
+        if claim is None:
+            continue
+        claims.append(claim)
+        page, found = resolve_claim(claim, registry, site)
+        problems += found
+        if page is not None:
+            pages.append(page)
+    seen: dict[str, ClaimFile] = {}
+    for claim in claims:
+        if claim.slug in seen:
+            problems.append(
+                Problem(
+                    claim.rel,
+                    0,
+                    0,
+                    "",
+                    f"slug `{claim.slug}` is also the slug "
+                    f"of {seen[claim.slug].rel}; rename one of the files",
+                )
+            )
+        seen.setdefault(claim.slug, claim)
+    return Project(
+        root, site, site_file, tuple(claims), registry, tuple(pages), tuple(sorted(set(problems)))
+    )
+
+
+def require_clean(project: Project, *, strict: bool = False) -> None:
+    """Raise ProblemsFound when the project has errors (or, when strict, any problem)."""
+    bad = list(project.problems) if strict else errors(project.problems)
+    if bad:
+        raise ProblemsFound(project.problems)

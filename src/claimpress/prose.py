@@ -1,0 +1,301 @@
+"""Prose: citation keys and figure references, Markdown to sanitized HTML, plain text.
+
+Claim text is data. It is parsed for exactly two kinds of token, `[@key]` and
+`{figure:format}`, each replaced by a private-use placeholder; the rest goes
+through Markdown once (cached per distinct text) and the nh3 sanitizer, and only
+then are the placeholders filled with escaped values.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from html.parser import HTMLParser
+
+import markdown
+import nh3
+from markupsafe import Markup
+
+from .model import KEY, NAME
+
+_OPEN, _CLOSE = "\ue000", "\ue001"
+PLACEHOLDER = re.compile(f"{_OPEN}(\\d+){_CLOSE}")
+_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}\n]*)\}|[{}]|\[(@[^\[\]\n]*)\]")
+_CITE_SPLIT = re.compile(r"\s*[;,]\s*")
+
+ALLOWED_TAGS = {
+    "p",
+    "br",
+    "em",
+    "strong",
+    "a",
+    "code",
+    "pre",
+    "ul",
+    "ol",
+    "li",
+    "blockquote",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "sup",
+    "sub",
+    "del",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+}
+ALLOWED_ATTRIBUTES = {"a": {"href", "title"}}
+URL_SCHEMES = {"http", "https", "mailto"}
+_BLOCKS = {"p", "li", "blockquote", "pre", "h3", "h4", "h5", "h6", "tr", "hr", "ul", "ol", "table"}
+
+
+@dataclass(frozen=True)
+class Cite:
+    """A citation of one or more sources: `[@a]` or `[@a; @b]`."""
+
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FigureRef:
+    """A figure shown in prose: `{name}` or `{name:spec}`."""
+
+    name: str
+    spec: str | None
+
+
+Token = Cite | FigureRef
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """Prose with its tokens replaced by numbered placeholders."""
+
+    template: str
+    tokens: tuple[Token, ...]
+
+
+@dataclass(frozen=True)
+class Block:
+    """One piece of prose, rendered for every output format."""
+
+    html: Markup
+    """Sanitized HTML, marked safe: templates insert it as it is."""
+    text: str
+    """Plain text, paragraphs separated by blank lines."""
+    markdown: str
+    """Markdown, with citations and figures written out."""
+
+
+class ProseError(ValueError):
+    """Prose that cannot be parsed; the message says what to write instead."""
+
+
+def parse(text: str) -> Parsed:
+    """Find the citations and figure references in `text`, or raise ProseError for all problems."""
+    if _OPEN in text or _CLOSE in text:
+        raise ProseError("contains private-use characters U+E000/U+E001; remove them")
+    tokens: list[Token] = []
+    problems: list[str] = []
+    out: list[str] = []
+    last = 0
+    for match in _TOKEN.finditer(text):
+        out.append(text[last : match.start()])
+        last = match.end()
+        whole = match[0]
+        token: Token | None = None
+        if whole in ("{{", "}}"):
+            out.append(whole[0])
+            continue
+        if whole in ("{", "}"):
+            problems.append(
+                f"lone `{whole}`; write `{whole * 2}` for a literal brace, "
+                "or `{name}` for a figure"
+            )
+            continue
+        if match[1] is not None:
+            name, _, spec = match[1].partition(":")
+            if not NAME.match(name):
+                problems.append(
+                    f"`{whole}` is not a figure reference; use `{{figure_name}}` or "
+                    f"`{{figure_name:.1%}}`, and `{{{{` for a literal brace"
+                )
+                continue
+            token = FigureRef(name, spec if ":" in match[1] else None)
+        else:
+            keys = tuple(k.removeprefix("@") for k in _CITE_SPLIT.split(match[2].strip()))
+            bad = [k for k in keys if not KEY.match(k)]
+            if bad or not all(
+                part.strip().startswith("@") for part in _CITE_SPLIT.split(match[2].strip())
+            ):
+                problems.append(f"`{whole}` is not a citation; write `[@key]` or `[@key1; @key2]`")
+                continue
+            token = Cite(keys)
+        out.append(f"{_OPEN}{len(tokens)}{_CLOSE}")
+        tokens.append(token)
+    out.append(text[last:])
+    if problems:
+        raise ProseError("; ".join(problems))
+    return Parsed("".join(out), tuple(tokens))
+
+
+_MARKDOWN = markdown.Markdown(output_format="html", extensions=["sane_lists"])
+
+
+@lru_cache(maxsize=65536)
+def markdown_html(template: str) -> str:
+    """Markdown to sanitized HTML, once per distinct text."""
+    _MARKDOWN.reset()
+    raw = _MARKDOWN.convert(template)
+    return nh3.clean(
+        raw,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes=URL_SCHEMES,
+        link_rel="noopener noreferrer nofollow",
+    )
+
+
+@lru_cache(maxsize=65536)
+def html_text(fragment: str) -> str:
+    """Plain text of sanitized HTML: one paragraph per block, entities decoded."""
+    parser = _TextParser()
+    parser.feed(fragment)
+    parser.close()
+    return parser.result()
+
+
+def unwrap_paragraph(fragment: str) -> str:
+    """`<p>x</p>` to `x`, for one-line prose such as headings."""
+    if fragment.startswith("<p>") and fragment.endswith("</p>") and fragment.count("<p>") == 1:
+        return fragment[3:-4]
+    return fragment
+
+
+def fill(rendered: str, values: Sequence[str]) -> str:
+    """Replace each placeholder with its value, already escaped for the output format."""
+    return PLACEHOLDER.sub(lambda m: values[int(m[1])], rendered)
+
+
+def render(
+    parsed: Parsed,
+    *,
+    html_values: Sequence[str],
+    text_values: Sequence[str],
+    markdown_values: Sequence[str],
+    inline: bool = False,
+) -> Block:
+    """Render parsed prose with the given per-token values for each format."""
+    fragment = markdown_html(parsed.template)
+    if inline:
+        fragment = unwrap_paragraph(fragment)
+    return Block(
+        html=Markup(fill(fragment, html_values)),
+        text=fill(html_text(fragment), text_values),
+        markdown=fill(parsed.template, markdown_values),
+    )
+
+
+def plain_block(text: str) -> Block:
+    """A block for text that is not Markdown (a question, a title): escaped, never parsed."""
+    return Block(
+        html=Markup(html.escape(text, quote=True)), text=text, markdown=escape_markdown(text)
+    )
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]>#])")
+_MD_LINE_START = re.compile(r"^(\s*)([-+>#]|\d+[.)])(?=\s|$)", re.MULTILINE)
+_ENTITY = re.compile(r"&(?=#?\w+;)")
+
+
+def escape_markdown(text: str) -> str:
+    """Text that Markdown will render back as exactly this text."""
+    text = _MD_SPECIAL.sub(r"\\\1", text)
+    text = _ENTITY.sub("&amp;", text)
+    text = text.replace("<", "&lt;")
+    return _MD_LINE_START.sub(lambda m: m[1] + m[2][:-1] + "\\" + m[2][-1], text)
+
+
+def escape_braces(text: str) -> str:
+    """Text that prose parsing reads back as exactly this text."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+class _TextParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self._blocks: list[str] = []
+        self._current: list[str] = []
+        self._lists: list[list[int]] = []  # per open list: [is_ordered, counter]
+        self._pre = 0
+        self._marker = ""  # a list item's marker, waiting for the item's first text
+
+    def _flush(self) -> None:
+        text = "".join(self._current)
+        if not self._pre:
+            text = text.replace("\n", " ")
+        if text.strip():
+            self._blocks.append(text.strip("\n") if self._pre else text.strip(" "))
+        self._current = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "br":
+            self._current.append("\n" if self._pre else " ")
+            return
+        if tag in _BLOCKS:
+            self._flush()
+        if tag in ("ul", "ol"):
+            self._lists.append([tag == "ol", 0])
+        elif tag == "li" and self._lists:
+            ordered = self._lists[-1]
+            ordered[1] += 1
+            self._marker = f"{ordered[1]}. " if ordered[0] else "- "
+        elif tag == "pre":
+            self._pre += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _BLOCKS:
+            self._flush()
+        if tag in ("ul", "ol") and self._lists:
+            self._lists.pop()
+        elif tag == "pre":
+            self._pre = max(0, self._pre - 1)
+        elif tag in ("td", "th"):
+            self._current.append(" ")
+
+    def handle_data(self, data: str) -> None:
+        if self._marker and data.strip():
+            self._current.append(self._marker)
+            self._marker = ""
+            data = data.lstrip()
+        self._current.append(data)
+
+    def result(self) -> str:
+        self._flush()
+        return "\n\n".join(self._blocks)
+
+
+def cite_values(
+    numbers: Callable[[str], int], token: Cite, occurrence: Callable[[int], int]
+) -> tuple[str, str, str]:
+    """HTML, text and Markdown for one citation, given each key's number on the page."""
+    html_parts, text_parts, md_parts = [], [], []
+    for key in token.keys:
+        n = numbers(key)
+        nth = occurrence(n)
+        html_parts.append(
+            f'<a class="cite" id="cite-{n}-{nth}" href="#source-{n}" '
+            f'aria-label="source {n}">[{n}]</a>'
+        )
+        text_parts.append(f"[{n}]")
+        md_parts.append(f"[\\[{n}\\]](#source-{n})")
+    return " ".join(html_parts), " ".join(text_parts), " ".join(md_parts)

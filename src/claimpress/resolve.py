@@ -1,0 +1,550 @@
+"""Derived data: figures computed, citations numbered, prose rendered, follow-ups linked.
+
+Input is the validated model (`load.py`); output is one `Page` per claim, everything a
+template or an export needs, plus the problems found on the way. No I/O here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import html
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Generic, TypeVar
+
+from . import figures as fig
+from . import prose
+from .load import ClaimFile, Located, RegistryFile
+from .model import Claim, Correction, Figure, Rating, Site, Source
+from .problems import Problem
+from .prose import Block, Cite, FigureRef
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    """A source or figure with the file that defines it."""
+
+    key: str
+    item: T
+    file: Located
+    loc: tuple[str | int, ...]
+    """Where in `file` the entry is defined."""
+
+    @property
+    def shared(self) -> bool:
+        """True when the entry comes from the shared registry, not the claim itself."""
+        return isinstance(self.file, RegistryFile)
+
+    def where(self) -> str:
+        """`path:line:col` of the entry's key, for messages naming both places."""
+        line, col = self.file.key_at(*self.loc)
+        return f"{self.file.rel}:{line}:{col}"
+
+
+@dataclass(frozen=True)
+class Registry:
+    """Sources and figures defined once under `sources/` and `figures/` for every claim."""
+
+    sources: dict[str, Entry[Source]] = field(default_factory=dict)
+    figures: dict[str, Entry[Figure]] = field(default_factory=dict)
+    values: dict[str, Decimal] = field(default_factory=dict)
+    """The registry's figures, computed once."""
+
+
+@dataclass(frozen=True)
+class ShownFigure:
+    """A figure as reviewers see it: value, provenance and derivation."""
+
+    name: str
+    value: Decimal
+    shown: str
+    """How prose shows it without a format: its display, or the plain value."""
+    source: str | None
+    formula: str | None
+    derivation: str | None
+    """The formula with its inputs' values: `63,892 ÷ 36,200,000`."""
+    note: str | None
+    shared: bool
+    used: bool
+    """Whether the claim's prose shows it."""
+
+
+@dataclass(frozen=True)
+class CitedSource:
+    """A source on a page, numbered in order of first citation."""
+
+    number: int
+    key: str
+    source: Source
+    shared: bool
+    citations: int
+    """How many times the page cites it."""
+
+
+@dataclass(frozen=True)
+class Section:
+    """A numbered section, rendered."""
+
+    number: int
+    heading: Block
+    body: Block
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """A follow-up question, linked to the claim that answers it when there is one."""
+
+    question: str
+    slug: str | None = None
+    target_question: str | None = None
+
+
+@dataclass(frozen=True)
+class CorrectionNote:
+    """A correction or update, rendered."""
+
+    correction: Correction
+    note: Block
+
+
+@dataclass(frozen=True)
+class Page:
+    """One claim, resolved: what every output format renders."""
+
+    file: ClaimFile
+    claim: Claim
+    slug: str
+    summary: Block
+    sections: tuple[Section, ...]
+    limitations: tuple[Block, ...]
+    corrections: tuple[CorrectionNote, ...]
+    sources: tuple[CitedSource, ...]
+    figures: tuple[ShownFigure, ...]
+    follow_ups: tuple[FollowUp, ...]
+    rating: Rating | None
+
+    @property
+    def updated_on(self) -> dt.date | None:
+        """The date of the latest correction or update, if any."""
+        return max((c.date for c in self.claim.corrections), default=None)
+
+
+def build_registry(files: Sequence[RegistryFile]) -> tuple[Registry, list[Problem]]:
+    """Merge the registry files, refusing a key defined twice, and compute shared figures."""
+    registry = Registry()
+    problems: list[Problem] = []
+    for file in files:
+        problems += _merge(registry.sources, file.sources, file, (), "source")
+        problems += _merge(registry.figures, file.figures, file, (), "figure")
+    for source_entry in registry.sources.values():
+        problems += _incomplete(source_entry)
+    for name, entry in registry.figures.items():
+        source = entry.item.source
+        if source is not None and source not in registry.sources:
+            problems.append(
+                entry.file.problem((name, "source"), _unknown("source", source, registry.sources))
+            )
+    values, figure_problems = _compute(registry.figures, {})
+    registry.values.update(values)
+    return registry, problems + figure_problems
+
+
+def resolve_claim(
+    file: ClaimFile, registry: Registry, site: Site
+) -> tuple[Page | None, list[Problem]]:
+    """Resolve one claim against the registry and site settings."""
+    claim = file.claim
+    problems: list[Problem] = []
+    sources: dict[str, Entry[Source]] = dict(registry.sources)
+    figures: dict[str, Entry[Figure]] = dict(registry.figures)
+    problems += _merge(sources, claim.sources, file, ("sources",), "source")
+    problems += _merge(figures, claim.figures, file, ("figures",), "figure")
+    for name, item in claim.figures.items():
+        if item.source is not None and item.source not in sources:
+            problems.append(
+                file.problem(("figures", name, "source"), _unknown("source", item.source, sources))
+            )
+    local = {name: figures[name] for name in claim.figures}
+    values, figure_problems = _compute(local, registry.values)
+    problems += figure_problems
+
+    rating = None
+    if claim.verdict is not None:
+        names = [r.name for r in site.rating_scale]
+        rating = next((r for r in site.rating_scale if r.name == claim.verdict), None)
+        if rating is None:
+            problems.append(
+                file.problem(
+                    ("verdict",),
+                    "no verdict in site.yaml's rating_scale"
+                    if not names
+                    else _unknown("verdict", claim.verdict, names),
+                )
+            )
+
+    # Parse every prose field, in page order: citations are numbered by first use.
+    fields: list[tuple[tuple[str | int, ...], str, bool]] = [(("summary",), claim.summary, False)]
+    for i, section in enumerate(claim.sections):
+        fields += [
+            (("sections", i, "heading"), section.heading, True),
+            (("sections", i, "body"), section.body, False),
+        ]
+    fields += [(("limitations", i), text, False) for i, text in enumerate(claim.limitations)]
+    fields += [(("corrections", i, "note"), c.note, False) for i, c in enumerate(claim.corrections)]
+    parsed: list[prose.Parsed] = []
+    numbers: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    used_figures: set[str] = set()
+    for loc, text, _ in fields:
+        try:
+            parsed_text = prose.parse(text)
+        except prose.ProseError as exc:
+            problems.append(file.problem(loc, str(exc)))
+            parsed.append(prose.Parsed("", ()))
+            continue
+        parsed.append(parsed_text)
+        for token in parsed_text.tokens:
+            if isinstance(token, Cite):
+                for key in token.keys:
+                    if key not in sources:
+                        problems.append(
+                            file.problem(
+                                loc, _unknown("source", f"[@{key}]", [f"[@{k}]" for k in sources])
+                            )
+                        )
+                        continue
+                    numbers.setdefault(key, len(numbers) + 1)
+                    counts[key] = counts.get(key, 0) + 1
+            elif token.name not in figures:
+                problems.append(
+                    file.problem(
+                        loc, _unknown("figure", f"{{{token.name}}}", [f"{{{n}}}" for n in figures])
+                    )
+                )
+            else:
+                used_figures.add(token.name)
+                if token.name in values or token.name in registry.values:
+                    value = values.get(token.name, registry.values.get(token.name))
+                    assert value is not None
+                    try:
+                        _show(token, figures[token.name].item, value)
+                    except fig.FigureError as exc:
+                        problems.append(
+                            file.problem(
+                                loc,
+                                f"{{{token.name}{':' + token.spec if token.spec else ''}}}: {exc}",
+                            )
+                        )
+    for key in claim.sources:
+        problems += _incomplete(sources[key])
+        if key not in numbers:
+            problems.append(
+                file.problem(
+                    ("sources", key),
+                    f"source `{key}` is never cited; cite it as [@{key}] or remove it",
+                    severity="warning",
+                    rule="unused-source",
+                    key=True,
+                )
+            )
+    if any(p.severity == "error" for p in problems):
+        return None, problems
+
+    all_values = {**registry.values, **values}
+    occurrences: dict[int, int] = {}
+
+    def occurrence(number: int) -> int:
+        occurrences[number] = occurrences.get(number, 0) + 1
+        return occurrences[number]
+
+    blocks = [
+        _render(item, figures, all_values, numbers, occurrence, inline)
+        for item, (_, _, inline) in zip(parsed, fields, strict=True)
+    ]
+    summary, rest = blocks[0], blocks[1:]
+    sections = tuple(
+        Section(i + 1, rest[2 * i], rest[2 * i + 1]) for i in range(len(claim.sections))
+    )
+    rest = rest[2 * len(claim.sections) :]
+    limitations = tuple(rest[: len(claim.limitations)])
+    corrections = tuple(
+        CorrectionNote(c, b)
+        for c, b in zip(claim.corrections, rest[len(claim.limitations) :], strict=True)
+    )
+    cited = tuple(
+        CitedSource(n, key, sources[key].item, sources[key].shared, counts[key])
+        for key, n in numbers.items()
+    )
+    shown = _shown_figures(claim, figures, all_values, used_figures)
+    page = Page(
+        file,
+        claim,
+        file.slug,
+        summary,
+        sections,
+        limitations,
+        corrections,
+        cited,
+        shown,
+        tuple(FollowUp(q) for q in claim.follow_up),
+        rating,
+    )
+    return page, problems
+
+
+def link_follow_ups(pages: Iterable[Page]) -> list[Page]:
+    """Link each follow-up that matches another page's question (case, punctuation, spacing
+    ignored) to that page."""
+    pages = list(pages)
+    by_question = {question_key(p.claim.question): p for p in pages}
+    linked = []
+    for page in pages:
+        follow_ups = []
+        for follow_up in page.follow_ups:
+            target = by_question.get(question_key(follow_up.question))
+            if target is not None and target.slug != page.slug:
+                follow_up = FollowUp(follow_up.question, target.slug, target.claim.question)
+            else:
+                follow_up = FollowUp(follow_up.question)
+            follow_ups.append(follow_up)
+        linked.append(replace(page, follow_ups=tuple(follow_ups)))
+    return linked
+
+
+_NOT_WORD = re.compile(r"[\W_]+")
+
+
+def question_key(question: str) -> str:
+    """A question reduced to its words, for matching follow-ups to claims."""
+    text = unicodedata.normalize("NFKC", question).casefold()
+    return " ".join(_NOT_WORD.sub(" ", text).split())
+
+
+def _merge(
+    table: dict[str, Entry[T]],
+    items: Mapping[str, T],
+    file: Located,
+    prefix: tuple[str, ...],
+    kind: str,
+) -> list[Problem]:
+    """Add a file's entries to a table, refusing a key that is already there."""
+    problems = []
+    for key, item in items.items():
+        if key in table:
+            problems.append(
+                file.problem(
+                    (*prefix, key),
+                    f"{kind} `{key}` is already defined at "
+                    f"{table[key].where()}; use that one or rename this one",
+                    key=True,
+                )
+            )
+        table[key] = Entry(key, item, file, (*prefix, key))
+    return problems
+
+
+def _incomplete(entry: Entry[Source]) -> list[Problem]:
+    if entry.item.url is not None:
+        return []
+    return [
+        entry.file.problem(
+            entry.loc,
+            f"source `{entry.key}` has no url; readers cannot check it until it is identified",
+            severity="warning",
+            rule="incomplete-source",
+            key=True,
+        )
+    ]
+
+
+def _unknown(kind: str, name: str, known: Iterable[str]) -> str:
+    guess = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f"unknown {kind} `{name}`" + (f"; did you mean `{guess[0]}`?" if guess else "")
+
+
+def _compute(
+    entries: Mapping[str, Entry[Figure]], known: Mapping[str, Decimal]
+) -> tuple[dict[str, Decimal], list[Problem]]:
+    """Values of the figures in `entries`, each formula over `known` and the others, in
+    dependency order; unknown names, cycles and bad arithmetic are problems."""
+    values: dict[str, Decimal] = {}
+    problems: list[Problem] = []
+    failed: set[str] = set()
+    formulas: dict[str, fig.Formula] = {}
+    for name, entry in entries.items():
+        item = entry.item
+        loc = entry.loc
+        if (item.value is None) == (item.formula is None):
+            problems.append(
+                entry.file.problem(
+                    loc,
+                    "a figure has either `value` (with its "
+                    "`source`) or `formula`, not "
+                    + ("both" if item.value is not None else "neither"),
+                    key=True,
+                )
+            )
+            failed.add(name)
+        elif item.formula is not None:
+            if item.display is not None:
+                problems.append(
+                    entry.file.problem(
+                        (*loc, "display"),
+                        "`display` is for sourced "
+                        "values; format a formula where prose uses it, "
+                        "such as {name:.2%}",
+                    )
+                )
+            try:
+                formulas[name] = fig.parse_formula(item.formula)
+            except fig.FigureError as exc:
+                problems.append(entry.file.problem((*loc, "formula"), str(exc)))
+                failed.add(name)
+        else:
+            assert item.value is not None
+            values[name] = fig.to_decimal(item.value)
+
+    def visit(name: str, stack: tuple[str, ...]) -> Decimal | None:
+        if name in values:
+            return values[name]
+        if name in known:
+            return known[name]
+        if name in failed or name not in formulas:
+            return None
+        entry = entries[name]
+        if name in stack:
+            cycle = " → ".join((*stack[stack.index(name) :], name))
+            problems.append(
+                entry.file.problem(
+                    (*entry.loc, "formula"), f"formula refers to itself through {cycle}"
+                )
+            )
+            failed.add(name)
+            return None
+        inputs: dict[str, Decimal] = {}
+        for ref in formulas[name].names:
+            if ref not in entries and ref not in known:
+                problems.append(
+                    entry.file.problem(
+                        (*entry.loc, "formula"), _unknown("figure", ref, [*entries, *known])
+                    )
+                )
+                failed.add(name)
+                return None
+            value = visit(ref, (*stack, name))
+            if value is None:
+                failed.add(name)
+                return None
+            inputs[ref] = value
+        if name in failed:
+            return None
+        try:
+            values[name] = fig.evaluate(formulas[name], inputs)
+        except fig.FigureError as exc:
+            problems.append(entry.file.problem((*entry.loc, "formula"), str(exc)))
+            failed.add(name)
+            return None
+        return values[name]
+
+    for name in formulas:
+        visit(name, ())
+    return values, problems
+
+
+def _show(token: FigureRef, item: Figure, value: Decimal) -> str:
+    """The text of a figure reference in prose."""
+    if token.spec is None:
+        if item.display is not None:
+            return item.display
+        if value != value.to_integral_value():
+            raise fig.FigureError(
+                f"the value is {fig.plain(value)}; give a format, such as "
+                f"{{{token.name}:.2%}} or {{{token.name}:.1f}}"
+            )
+        return fig.plain(value)
+    return fig.format_value(value, token.spec)
+
+
+def default_shown(item: Figure, value: Decimal) -> str:
+    """A figure's value as a reviewer reads it: its display, or grouped digits."""
+    if item.display is not None:
+        return item.display
+    if value == value.to_integral_value():
+        return f"{int(value):,}"
+    return fig.plain(value)
+
+
+def _shown_figures(
+    claim: Claim,
+    figures: Mapping[str, Entry[Figure]],
+    values: Mapping[str, Decimal],
+    used: set[str],
+) -> tuple[ShownFigure, ...]:
+    names = list(claim.figures)
+    names += sorted(n for n in used if n not in claim.figures)
+    # A shared figure feeding a formula is part of the derivation too.
+    queue = list(names)
+    while queue:
+        entry = figures[queue.pop()]
+        if entry.item.formula:
+            for ref in fig.parse_formula(entry.item.formula).names:
+                if ref not in names:
+                    names.append(ref)
+                    queue.append(ref)
+    shown = []
+    for name in names:
+        entry = figures[name]
+        item, value = entry.item, values[name]
+        derivation = None
+        if item.formula:
+            formula = fig.parse_formula(item.formula)
+            derivation = fig.derivation(
+                formula, {n: default_shown(figures[n].item, values[n]) for n in formula.names}
+            )
+        shown.append(
+            ShownFigure(
+                name,
+                value,
+                default_shown(item, value),
+                item.source,
+                item.formula,
+                derivation,
+                item.note,
+                entry.shared,
+                name in used,
+            )
+        )
+    return tuple(shown)
+
+
+def _render(
+    parsed: prose.Parsed,
+    figures: Mapping[str, Entry[Figure]],
+    values: Mapping[str, Decimal],
+    numbers: Mapping[str, int],
+    occurrence: object,
+    inline: bool,
+) -> Block:
+    html_values, text_values, md_values = [], [], []
+    for token in parsed.tokens:
+        if isinstance(token, Cite):
+            h, t, m = prose.cite_values(numbers.__getitem__, token, occurrence)  # type: ignore[arg-type]
+        else:
+            t = _show(token, figures[token.name].item, values[token.name])
+            h, m = html.escape(t), prose.escape_markdown(t)
+        html_values.append(h)
+        text_values.append(t)
+        md_values.append(m)
+    return prose.render(
+        parsed,
+        html_values=html_values,
+        text_values=text_values,
+        markdown_values=md_values,
+        inline=inline,
+    )

@@ -1,0 +1,200 @@
+"""Plan every output file of the site, then write `build/` atomically.
+
+The whole site is rendered in memory first (a failed render writes nothing), written
+to a temporary sibling folder, and swapped in with one rename, so readers and the
+previous build never see a half-written site.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import fcntl
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from .project import Project
+from .render import Renderer, default_theme, theme_dirs
+
+MARKER = ".claimpress-build"
+"""Present in every folder claimpress writes; it deletes no folder without it."""
+
+
+class OutputError(Exception):
+    """The output folder cannot be used; the message says why."""
+
+
+class Plan:
+    """The site as a mapping of relative paths to bytes; no path may be claimed twice."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.owners: dict[str, str] = {}
+
+    def add(self, path: str, data: str | bytes, owner: str) -> None:
+        """Claim `path` for `owner`; two outputs on one path (case aside) is an error."""
+        pure = PurePosixPath(path)
+        if pure.is_absolute() or ".." in pure.parts or "\0" in path:
+            raise OutputError(f"{owner}: refusing unsafe output path {path!r}")
+        folded = path.casefold()
+        if folded in self.owners:
+            raise OutputError(f"{owner} and {self.owners[folded]} both write {path}")
+        self.owners[folded] = owner
+        self.files[path] = data.encode("utf-8") if isinstance(data, str) else data
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What a build wrote."""
+
+    out: Path
+    claims: int
+    files: int
+
+
+def plan_site(project: Project, *, drafts: bool = False) -> Plan:
+    """Render every output of the site in memory."""
+    renderer = Renderer(project.root, project.site)
+    plan = Plan()
+    pages = project.published(drafts=drafts)
+    for page in pages:
+        base = f"claims/{page.slug}/"
+        draft = page.claim.status != "published"
+        plan.add(base + "index.html", renderer.claim_html(page, draft=draft), page.file.rel)
+        plan.add(base + "index.txt", renderer.claim_text(page), page.file.rel)
+        plan.add(base + "index.json", renderer.claim_json(page), page.file.rel)
+    plan.add("index.html", renderer.index_html(pages, drafts=drafts), "the index page")
+    for rel, path in static_files(project.root):
+        plan.add("static/" + rel, path.read_bytes(), str(path))
+    return plan
+
+
+def static_files(root: Path) -> list[tuple[str, Path]]:
+    """The theme's static files, the project's overriding the default theme's by path."""
+    found: dict[str, Path] = {}
+    for theme in reversed(theme_dirs(root)):
+        static = theme / "static"
+        if not static.is_dir():
+            continue
+        for path in sorted(static.rglob("*")):
+            if path.is_file() and not path.is_symlink():
+                found[path.relative_to(static).as_posix()] = path
+    return sorted(found.items())
+
+
+def check_out_dir(out: Path, root: Path) -> Path:
+    """The output folder, absolute, or OutputError when writing there could destroy anything."""
+    target = Path(os.path.abspath(out))
+    resolved = target.resolve()
+    home = Path.home().resolve()
+    root = root.resolve()
+    forbidden = {Path("/"), home, root, default_theme().resolve()}
+    if resolved in forbidden or resolved in root.parents or resolved in home.parents:
+        raise OutputError(
+            f"refusing to write the site to {out}: it would replace "
+            "a folder that is not a build; choose a folder such as build/"
+        )
+    for folder in ("claims", "sources", "figures", "templates", ".git"):
+        if resolved.is_relative_to(root / folder):
+            raise OutputError(f"refusing to write the site inside {folder}/ of the project")
+    if target.is_symlink():
+        raise OutputError(f"refusing to write the site through the symlink {out}")
+    if (
+        target.exists()
+        and (not target.is_dir() or any(target.iterdir()))
+        and not (target / MARKER).is_file()
+    ):
+        raise OutputError(
+            f"{out} exists and was not made by claimpress; remove it or choose another --out"
+        )
+    return target
+
+
+@contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    """One build at a time per output folder."""
+    lock_path = out.parent / f".{out.name}.lock"
+    with open(lock_path, "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _leftovers(out: Path) -> list[Path]:
+    """Temporary folders of earlier builds that were killed, ours by their marker."""
+    return [
+        p
+        for p in out.parent.glob(f".{out.name}.*-*")
+        if p.is_dir() and not p.is_symlink() and (p / MARKER).is_file()
+    ]
+
+
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two folders in one atomic step (Linux renameat2); False where unsupported."""
+    libc_name = ctypes.util.find_library("c")
+    if not libc_name:
+        return False
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd = -100
+    result = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE)
+    if result == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def write_site(plan: Plan, out: Path) -> None:
+    """Write the planned files into a fresh folder and swap it in for `out`."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(out):
+        for old in _leftovers(out):
+            shutil.rmtree(old, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        try:
+            (tmp / MARKER).write_text("written by claimpress; safe to delete\n")
+            made: set[Path] = set()
+            for rel, data in sorted(plan.files.items()):
+                path = tmp / rel
+                if path.parent not in made:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    made.add(path.parent)
+                with open(path, "xb") as handle:
+                    handle.write(data)
+            if out.exists():
+                if not _exchange(tmp, out):
+                    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+                    (old / MARKER).touch()
+                    os.rename(out, old / "site")
+                    os.rename(tmp, out)
+                    tmp = old
+            else:
+                os.rename(tmp, out)
+                return
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def build(project: Project, out: Path, *, drafts: bool = False) -> BuildReport:
+    """Render the whole site, then replace `out` with it in one step."""
+    target = check_out_dir(out, project.root)
+    plan = plan_site(project, drafts=drafts)
+    write_site(plan, target)
+    return BuildReport(target, len(project.published(drafts=drafts)), len(plan.files))

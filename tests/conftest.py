@@ -1,0 +1,97 @@
+"""Shared test helpers: throwaway projects built inline, and the CLI run end to end."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SEEDS = REPO.parent / "shared" / "seeds"
+
+SITE_YAML = """\
+title: Test Checks
+base_url: https://checks.example.org/
+organization: Test Desk
+disclaimer: Test Desk can make mistakes.
+rating_scale:
+  - name: Accurate
+  - name: Inaccurate
+"""
+
+CLAIM_YAML = """\
+question: Is the sky blue?
+checked_on: 2026-01-16
+status: published
+topics: [Sky]
+summary: >-
+  The sky looks blue {share:.0%} of clear days [@survey].
+sections:
+  - heading: Why
+    body: Rayleigh scattering favours short wavelengths [@survey].
+  - heading: Bottom line
+    body: Yes, on {clear:,} clear days out of {days:,}.
+figures:
+  clear: {value: 300, source: survey}
+  days: {value: 300, source: survey}
+  share: {formula: clear / days}
+sources:
+  survey:
+    title: Sky survey
+    publisher: Sky Institute
+    url: https://sky.example.org/survey
+    archive_url: https://web.archive.org/web/2026/https://sky.example.org/survey
+"""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-golden", action="store_true",
+                     help="Rewrite tests/golden/ from the current output; review the diff.")
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+def run_cli(*args: str, cwd: Path) -> Result:
+    """Run the real `claimpress` command in a subprocess, as a user would."""
+    env = {**os.environ, "COLUMNS": "200"}
+    env.pop("CLAIMPRESS_DEBUG", None)
+    proc = subprocess.run([sys.executable, "-m", "claimpress", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A minimal valid project with one published claim."""
+    root = tmp_path / "site"
+    (root / "claims").mkdir(parents=True)
+    (root / "site.yaml").write_text(SITE_YAML)
+    (root / "claims" / "is-the-sky-blue.yaml").write_text(CLAIM_YAML)
+    return root
+
+
+@pytest.fixture
+def example(tmp_path: Path) -> Path:
+    """A copy of the repository's example project (claims, registry, site.yaml)."""
+    root = tmp_path / "example"
+    root.mkdir()
+    for name in ("claims", "sources", "figures"):
+        shutil.copytree(REPO / name, root / name)
+    shutil.copy(REPO / "site.yaml", root / "site.yaml")
+    return root
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    """Every file under `root` with its bytes, for byte-identical comparisons."""
+    return {p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(root.rglob("*")) if p.is_file()}

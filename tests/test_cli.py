@@ -1,0 +1,123 @@
+"""The command line end to end, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.main import get_command
+
+from claimpress.cli import app
+from conftest import run_cli, tree
+
+COMMANDS = sorted(get_command(app).commands)  # type: ignore[attr-defined]
+
+
+def test_every_command_has_help(tmp_path: Path) -> None:
+    assert run_cli("--help", cwd=tmp_path).code == 0
+    for command in COMMANDS:
+        result = run_cli(command, "--help", cwd=tmp_path)
+        assert result.code == 0, command
+        assert "Usage:" in result.out
+        doc = get_command(app).commands[command].help  # type: ignore[attr-defined]
+        assert doc and doc.strip(), f"{command} has no help text"
+
+
+def test_build_writes_the_site(project: Path) -> None:
+    result = run_cli("build", cwd=project)
+    assert result.code == 0, result.err
+    assert "built 1 claim(s)" in result.out
+    files = tree(project / "build")
+    for path in ("index.html", "claims/is-the-sky-blue/index.html",
+                 "claims/is-the-sky-blue/index.txt", "claims/is-the-sky-blue/index.json",
+                 "static/style.css"):
+        assert path in files
+    page = files["claims/is-the-sky-blue/index.html"].decode()
+    assert "<h1>Is the sky blue?</h1>" in page
+    assert "The sky looks blue 100% of clear days" in page
+    assert 'href="#source-1"' in page and 'id="source-1"' in page
+    assert 'href="../../claims/is-the-sky-blue/"' in files["index.html"].decode() or \
+        'href="claims/is-the-sky-blue/"' in files["index.html"].decode()
+
+
+def test_builds_are_deterministic(project: Path, tmp_path: Path) -> None:
+    assert run_cli("build", "--out", str(tmp_path / "a"), cwd=project).code == 0
+    assert run_cli("build", "--out", str(tmp_path / "b"), cwd=project).code == 0
+    assert tree(tmp_path / "a") == tree(tmp_path / "b")
+
+
+def test_drafts_are_left_out_unless_asked(project: Path) -> None:
+    claim = project / "claims" / "is-the-sky-blue.yaml"
+    claim.write_text(claim.read_text().replace("status: published", "status: draft"))
+    assert run_cli("build", cwd=project).code == 0
+    assert "claims/is-the-sky-blue/index.html" not in tree(project / "build")
+    assert run_cli("build", "--drafts", cwd=project).code == 0
+    page = (project / "build" / "claims" / "is-the-sky-blue" / "index.html").read_text()
+    assert "DRAFT" in page
+
+
+@pytest.mark.parametrize("out", ["/", "~", ".", "claims", "claims/x", ".."])
+def test_dangerous_output_folders_are_refused(project: Path, out: str) -> None:
+    before = tree(project)
+    target = str(Path(out).expanduser()) if out == "~" else out
+    result = run_cli("build", "--out", target, cwd=project)
+    assert result.code == 1
+    assert result.err.startswith("error: refusing")
+    assert tree(project) == before
+
+
+def test_a_folder_claimpress_did_not_make_is_not_replaced(project: Path) -> None:
+    (project / "mine").mkdir()
+    (project / "mine" / "notes.txt").write_text("keep me")
+    result = run_cli("build", "--out", "mine", cwd=project)
+    assert result.code == 1
+    assert "was not made by claimpress" in result.err
+    assert (project / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_export_formats(project: Path) -> None:
+    text = run_cli("export", "is-the-sky-blue", cwd=project).out
+    assert text.startswith("Is the sky blue?\n\nChecked on January 16, 2026\n"
+                           "Disclaimer: Test Desk can make mistakes.\n")
+    assert "[1] Sky survey. Sky Institute. https://sky.example.org/survey" in text
+    data = json.loads(run_cli("export", "claims/is-the-sky-blue.yaml", "-f", "json",
+                              cwd=project).out)
+    assert data["figures"]["share"] == {"value": 1, "shown": "1", "source": None,
+                                        "formula": "clear / days", "derivation": "300 ÷ 300"}
+    assert data["sources"][0]["number"] == 1
+    md = run_cli("export", "is-the-sky-blue", "-f", "md", cwd=project).out
+    assert md.startswith("# Is the sky blue?\n")
+    html = run_cli("export", "is-the-sky-blue", "-f", "html", cwd=project).out
+    assert html.startswith("<!doctype html>")
+
+
+def test_export_of_an_unknown_claim(project: Path) -> None:
+    result = run_cli("export", "nope", cwd=project)
+    assert result.code == 1
+    assert result.err == "error: no claim `nope`; known: is-the-sky-blue\n"
+
+
+def test_check_json_and_strict(project: Path) -> None:
+    claim = project / "claims" / "is-the-sky-blue.yaml"
+    claim.write_text(claim.read_text() + "  unused: {title: U, url: https://u.example.org/}\n")
+    result = run_cli("check", "--format", "json", cwd=project)
+    assert result.code == 0
+    [problem] = json.loads(result.out)
+    assert problem["rule"] == "unused-source" and problem["severity"] == "warning"
+    assert problem["line"] == 22
+    assert run_cli("check", "--strict", cwd=project).code == 1
+    assert run_cli("build", "--strict", cwd=project).code == 1
+
+
+def test_missing_site_yaml(tmp_path: Path) -> None:
+    result = run_cli("check", cwd=tmp_path)
+    assert result.code == 1
+    assert result.err.startswith("site.yaml:0:0: (file): no site.yaml here")
+
+
+def test_schema_is_json_schema(tmp_path: Path) -> None:
+    schema = json.loads(run_cli("schema", cwd=tmp_path).out)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert "question" in schema["required"]
+    assert schema["additionalProperties"] is False

@@ -1,0 +1,67 @@
+"""Prose: citations and figures parsed, Markdown sanitized, text kept exact."""
+
+from __future__ import annotations
+
+import pytest
+
+from claimpress import prose
+
+
+def test_tokens_and_literal_braces() -> None:
+    parsed = prose.parse("A {x:.1%} and {{literal}} [@a; @b] [@c]")
+    assert parsed.tokens == (prose.FigureRef("x", ".1%"), prose.Cite(("a", "b")),
+                             prose.Cite(("c",)))
+    assert "{literal}" in parsed.template
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("a { b", "lone `{`"),
+    ("a } b", "lone `}`"),
+    ("{not a name}", "not a figure reference"),
+    ("[@ok; nokey]", "not a citation"),
+    ("[@bad key]", "not a citation"),
+    ("x \ue000 y", "private-use"),
+])
+def test_bad_tokens_are_explained(text: str, message: str) -> None:
+    with pytest.raises(prose.ProseError, match=message):
+        prose.parse(text)
+
+
+@pytest.mark.parametrize("attack", [
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    "<svg onload=alert(1)>",
+    "<iframe src=https://evil.example.org></iframe>",
+    "[x](javascript:alert(1))",
+    "[x](JaVaScRiPt:alert(1))",
+    "[x](&#106;avascript:alert(1))",
+    "[x](vbscript:msgbox(1))",
+    "[x](data:text/html;base64,PHNjcmlwdD4=)",
+    '<a href="#" onclick="alert(1)">x</a>',
+    "<base href=https://evil.example.org/>",
+    '<meta http-equiv="refresh" content="0;url=https://evil.example.org">',
+    '"><script>alert(1)</script>',
+])
+def test_markdown_is_sanitized(attack: str) -> None:
+    html = prose.markdown_html(attack).lower()
+    for bad in ("<script", "onerror", "onload", "onclick", "<iframe", "<svg", "<base",
+                "<meta", "javascript:", "vbscript:", "data:text"):
+        assert bad not in html
+
+
+@pytest.mark.parametrize("text", [
+    "Plain “quoted” text — with ÷ and → arrows.",
+    "Stars *not* emphasis, _under_ scores, `ticks` and \\ backslashes.",
+    "# not a heading", "1. not a list", "- not a list", "> not a quote",
+    "<b>not a tag</b> &amp; not an entity & ampersand",
+    "[not a link](https://example.org) and [1] markers",
+])
+def test_escaped_text_renders_back_to_itself(text: str) -> None:
+    escaped = prose.escape_braces(prose.escape_markdown(text))
+    parsed = prose.parse(escaped)
+    assert prose.html_text(prose.markdown_html(parsed.template)) == text
+
+
+def test_html_text_keeps_paragraphs_and_lists() -> None:
+    html = prose.markdown_html("First para\ncontinued.\n\n- one\n- two\n\n1. a\n2. b")
+    assert prose.html_text(html) == "First para continued.\n\n- one\n\n- two\n\n1. a\n\n2. b"
