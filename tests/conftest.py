@@ -95,3 +95,69 @@ def tree(root: Path) -> dict[str, bytes]:
     """Every file under `root` with its bytes, for byte-identical comparisons."""
     return {p.relative_to(root).as_posix(): p.read_bytes()
             for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+# --- Real browser and real server, shared by the browser tests ------------------------------
+
+CHROMIUM = os.environ.get("CLAIMPRESS_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+
+
+def _browser_unavailable() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install -e '.[test]')"
+    if not Path(CHROMIUM).is_file():
+        return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def browser():  # type: ignore[no-untyped-def]
+    """A real headless Debian Chromium driven by Playwright. Skips locally when Chromium is
+    missing, saying why; fails instead when CLAIMPRESS_REQUIRE_BROWSER is set (as in CI)."""
+    reason = _browser_unavailable()
+    if reason:
+        if os.environ.get("CLAIMPRESS_REQUIRE_BROWSER"):
+            pytest.fail(f"browser tests are required here but {reason}")
+        pytest.skip(f"browser test skipped: {reason}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        chromium = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def serve_dir():  # type: ignore[no-untyped-def]
+    """Serve a folder over HTTP on 127.0.0.1 (a real server on a free port); yields a function
+    that takes the folder and returns the base URL."""
+    import functools
+    import http.server
+    import threading
+
+    servers = []
+
+    def start(folder: Path) -> str:
+        handler = functools.partial(_QuietHandler, directory=str(folder))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+import http.server  # noqa: E402
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass

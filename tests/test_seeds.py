@@ -15,7 +15,9 @@ from conftest import REPO, SEEDS, run_cli
 
 SEED_CLAIMS = {
     "000_088960e0766809d2.txt": "what-percentage-of-tips-does-ncmec-actually-pursue",
-    "003_ebbd247d9009e526.txt": "how-many-cybertipline-escalations-led-to-arrests-or-prosecutions-in-2023",
+    "003_ebbd247d9009e526.txt": (
+        "how-many-cybertipline-escalations-led-to-arrests-or-prosecutions-in-2023"
+    ),
 }
 FORMATS = {"text": "txt", "md": "md", "json": "json", "html": "html"}
 GOLDEN = Path(__file__).parent / "golden"
