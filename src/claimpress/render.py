@@ -19,7 +19,7 @@ from babel.dates import format_date
 
 from . import __version__, prose
 from .model import Site
-from .resolve import Page
+from .resolve import OpenQuestion, Page
 
 THEME_DIR = "templates"
 
@@ -100,6 +100,16 @@ class Renderer:
     def index_html(self, pages: list[Page], *, drafts: bool = False) -> str:
         """The site's front page: every claim on the site, newest check first."""
         return self.render("index.html", pages=pages, root="", path="", draft=drafts)
+
+    def open_questions_html(self, questions: list[OpenQuestion], *, drafts: bool = False) -> str:
+        """The open-questions page: follow-ups no claim answers yet, with who asks them."""
+        return self.render(
+            "open_questions.html",
+            questions=questions,
+            root="../",
+            path="open-questions/",
+            draft=drafts,
+        )
 
 
 def _number(value: Decimal) -> int | float:

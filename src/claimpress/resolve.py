@@ -317,6 +317,32 @@ def link_follow_ups(pages: Iterable[Page]) -> list[Page]:
     return linked
 
 
+@dataclass(frozen=True)
+class OpenQuestion:
+    """A follow-up no claim answers yet, with the claims that ask it."""
+
+    question: str
+    """The question as the first claim asking it words it."""
+    asked_by: tuple[Page, ...]
+    """The claims listing it under "Want to dive deeper?", in the order given."""
+
+
+def open_questions(pages: Iterable[Page]) -> list[OpenQuestion]:
+    """Every follow-up of linked `pages` that no page answers, once per question (case,
+    punctuation, spacing ignored), sorted by question."""
+    asked: dict[str, tuple[str, list[Page]]] = {}
+    for page in pages:
+        for follow_up in page.follow_ups:
+            if follow_up.slug is not None:
+                continue
+            _, askers = asked.setdefault(question_key(follow_up.question), (follow_up.question, []))
+            if page not in askers:
+                askers.append(page)
+    return [
+        OpenQuestion(question, tuple(askers)) for key, (question, askers) in sorted(asked.items())
+    ]
+
+
 _NOT_WORD = re.compile(r"[\W_]+")
 
 

@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 
 from .project import Project
 from .render import Renderer, default_theme, theme_dirs
+from .resolve import open_questions
 
 MARKER = ".claimpress-build"
 """Present in every folder claimpress writes; it deletes no folder without it."""
@@ -70,6 +71,11 @@ def plan_site(project: Project, *, drafts: bool = False) -> Plan:
         plan.add(base + "index.txt", renderer.claim_text(page), page.file.rel)
         plan.add(base + "index.json", renderer.claim_json(page), page.file.rel)
     plan.add("index.html", renderer.index_html(pages, drafts=drafts), "the index page")
+    plan.add(
+        "open-questions/index.html",
+        renderer.open_questions_html(open_questions(pages), drafts=drafts),
+        "the open-questions page",
+    )
     for rel, path in static_files(project.root):
         plan.add("static/" + rel, path.read_bytes(), str(path))
     return plan

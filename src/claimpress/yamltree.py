@@ -116,8 +116,13 @@ def parse(data: bytes, path: str) -> Document:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         tab = mark is not None and text[mark.index : mark.index + 1] == "\t"
-        return fail(line, col, "YAML syntax: tab character; indent with spaces, not tabs"
-                    if tab else _syntax_message(exc))
+        return fail(
+            line,
+            col,
+            "YAML syntax: tab character; indent with spaces, not tabs"
+            if tab
+            else _syntax_message(exc),
+        )
     except yaml.YAMLError as exc:  # reader errors: control characters and the like
         return fail(1, 1, f"YAML cannot read this file: {exc}")
     if root is None:
