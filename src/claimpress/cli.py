@@ -181,12 +181,24 @@ def export(
         sys.stdout.flush()
 
 
-@app.command()
-def schema() -> None:
-    """Print the JSON Schema of claim files, for editors and validators."""
-    from .schema import claim_schema
+class SchemaName(StrEnum):
+    claim = "claim"
+    sources = "sources"
+    figures = "figures"
+    site = "site"
 
-    typer.echo(json.dumps(claim_schema(), indent=2, ensure_ascii=False))
+
+@app.command()
+def schema(
+    name: Annotated[
+        SchemaName, typer.Argument(help="Which files: claim, sources, figures or site.")
+    ] = SchemaName.claim,
+) -> None:
+    """Print the JSON Schema of claim files (or of sources/, figures/, site.yaml), for
+    editors and validators: `claimpress schema > schema/claim.schema.json`."""
+    from .schema import project_schema
+
+    typer.echo(json.dumps(project_schema(name.value), indent=2, ensure_ascii=False))
 
 
 def main() -> None:

@@ -81,8 +81,16 @@ def _name(value: str) -> str:
     return value
 
 
-Line = Annotated[str, AfterValidator(_one_line)]
-Text = Annotated[str, AfterValidator(_non_empty)]
+Line = Annotated[
+    str,
+    AfterValidator(_one_line),
+    WithJsonSchema({"type": "string", "pattern": r"^[^\r\n]*\S[^\r\n]*$"}),
+]
+"""One line of text, not blank."""
+Text = Annotated[
+    str, AfterValidator(_non_empty), WithJsonSchema({"type": "string", "pattern": r"\S"})
+]
+"""Text that is not blank; may span lines."""
 Url = Annotated[
     str,
     AfterValidator(check_url),
@@ -126,6 +134,10 @@ class Source(_Strict):
 
 class Figure(_Strict):
     """A number used in prose: a sourced value, or a formula over other figures."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["value"]}, {"required": ["formula"]}]}
+    )
 
     value: Number | None = None
     """The number as the source gives it, unformatted: 36200000, not "36.2 million"."""
