@@ -181,6 +181,57 @@ def export(
         sys.stdout.flush()
 
 
+@app.command()
+def new(
+    question: Annotated[
+        str | None, typer.Argument(help="The question the claim answers; its page title.")
+    ] = None,
+    topic: Annotated[
+        list[str] | None, typer.Option("--topic", "-t", help="A topic; repeat for several.")
+    ] = None,
+    slug: Annotated[
+        str | None,
+        typer.Option("--slug", help="The file name, instead of one made from the question."),
+    ] = None,
+    from_follow_up: Annotated[
+        str | None,
+        typer.Option(
+            "--from-follow-up",
+            help="Answer an open follow-up, given by its text or its number in --list-follow-ups; "
+            "copies the asking claims' topics.",
+        ),
+    ] = None,
+    list_follow_ups: Annotated[
+        bool, typer.Option("--list-follow-ups", help="List the open follow-ups, numbered.")
+    ] = False,
+) -> None:
+    """Start a claim: write claims/<slug>.yaml, a draft with today's date, the question and a
+    commented skeleton of every field. Never replaces a file.
+
+    Example: claimpress new "How many tips led to arrests?" --topic NCMEC
+    """
+    from .scaffold import ScaffoldError, follow_ups, new_claim, open_follow_up
+
+    with handled():
+        topics = list(topic or [])
+        try:
+            if list_follow_ups:
+                for line in follow_ups(load()):
+                    typer.echo(line)
+                return
+            if from_follow_up is not None:
+                if question is not None:
+                    fail("give the question or --from-follow-up, not both")
+                question, asked = open_follow_up(load(), from_follow_up)
+                topics = asked + [t for t in topics if t not in asked]
+            if question is None:
+                fail('give the question: claimpress new "QUESTION?"')
+            path = new_claim(State.project, question, topics=topics, slug=slug)
+        except ScaffoldError as exc:
+            fail(str(exc))
+        typer.echo(f"wrote {os.path.relpath(path)}; fill it in, then run `claimpress check`")
+
+
 class SchemaName(StrEnum):
     claim = "claim"
     sources = "sources"
@@ -196,9 +247,9 @@ def schema(
 ) -> None:
     """Print the JSON Schema of claim files (or of sources/, figures/, site.yaml), for
     editors and validators: `claimpress schema > schema/claim.schema.json`."""
-    from .schema import project_schema
+    from .schema import schema_json
 
-    typer.echo(json.dumps(project_schema(name.value), indent=2, ensure_ascii=False))
+    sys.stdout.write(schema_json(name.value))
 
 
 def main() -> None:

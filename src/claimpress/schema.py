@@ -7,6 +7,7 @@ repository holds a copy of each, kept equal to this output by a test.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -56,6 +57,11 @@ def project_schema(name: str) -> dict[str, Any]:
     )
     schema.pop("title", None)
     return {"$schema": DIALECT, "$id": SCHEMA_BASE + schema_file(name), "title": title, **schema}
+
+
+def schema_json(name: str) -> str:
+    """A schema as `claimpress schema NAME` prints it and `schema/NAME.schema.json` holds it."""
+    return json.dumps(project_schema(name), indent=2, ensure_ascii=False) + "\n"
 
 
 def claim_schema() -> dict[str, Any]:
