@@ -88,6 +88,113 @@ def example(tmp_path: Path) -> Path:
     for name in ("claims", "sources", "figures"):
         shutil.copytree(REPO / name, root / name)
     shutil.copy(REPO / "site.yaml", root / "site.yaml")
+    shutil.copy(REPO / "about.md", root / "about.md")
+    return root
+
+
+RICH_SITE_YAML = """\
+title: Rich Checks
+base_url: https://checks.example.org/desk/
+organization: Rich Desk
+description: A richer project for site tests.
+disclaimer: Rich Desk can make mistakes. [About us](https://checks.example.org/desk/about/).
+rating_scale:
+  - name: "True"
+    description: Correct and complete.
+  - name: Misleading
+    description: Some truth, false impression.
+  - name: "False"
+    description: Wrong.
+"""
+
+RICH_CLAIMS = {
+    "did-it-rain-on-tuesday": """\
+question: Did it rain 120 days in Paris last year?
+checked_on: 2026-02-10
+status: published
+topics: [Weather, Météo]
+verdict: Misleading
+claimant: Mayor </script><script>alert(1)</script> & Co
+appeared: {url: https://news.example.org/rain, date: 2026-02-01, where: Evening News}
+author: Ana Writer
+editor: Ed Itor
+corrections:
+  - {date: 2026-02-12, note: "We corrected the number of rainy days [@met].", kind: correction}
+  - {date: 2026-03-01, note: Added the station list., kind: update}
+summary: >-
+  Paris saw {rainy:,} rainy days, a share of {share:.0%} of the year [@met].
+sections:
+  - heading: The record
+    body: The station log shows precipitation on {rainy:,} days [@met] [@station].
+  - heading: Bottom line
+    body: Close, but not the number claimed. Zanzibarian drizzle is rare.
+limitations:
+  - One station only.
+follow_up:
+  - Is the sky blue?
+  - Will it rain tomorrow?
+figures:
+  rainy: {value: 110, source: met}
+  share: {formula: rainy / days_in_year}
+sources:
+  station:
+    title: Station list
+    publisher: Météo Paris
+    url: https://meteo.example.org/stations
+""",
+    "is-the-sky-blue": """\
+question: Is the sky blue?
+checked_on: 2026-01-16
+status: published
+topics: [Sky, weather]
+summary: The sky looks blue on clear days [@met].
+sections:
+  - heading: Bottom line
+    body: Yes, on clear days [@met].
+follow_up:
+  - Did it rain 120 days in Paris last year?
+""",
+    "a-draft-in-progress": """\
+question: Is this a draft?
+checked_on: 2026-03-05
+status: draft
+topics: [Drafts]
+summary: Not yet [@met].
+sections:
+  - heading: Bottom line
+    body: Still a draft.
+""",
+}
+
+RICH_REGISTRY = {
+    "sources/weather.yaml": """\
+met:
+  title: Annual weather report
+  publisher: Met Office
+  published: 2026-01-05
+  url: https://met.example.org/report
+  archive_url: https://web.archive.org/web/2026/https://met.example.org/report
+""",
+    "figures/calendar.yaml": """\
+days_in_year: {value: 365, source: met}
+""",
+}
+
+
+@pytest.fixture
+def rich(tmp_path: Path) -> Path:
+    """A project exercising the reader's site: a verdict, claimant, appearance, corrections,
+    a draft, shared sources, accented topics, and a base_url under a sub-path."""
+    root = tmp_path / "rich"
+    (root / "claims").mkdir(parents=True)
+    (root / "sources").mkdir()
+    (root / "figures").mkdir()
+    (root / "site.yaml").write_text(RICH_SITE_YAML)
+    (root / "about.md").write_text("We check claims.\n\n## Method\n\nCarefully.\n")
+    for slug, text in RICH_CLAIMS.items():
+        (root / "claims" / f"{slug}.yaml").write_text(text)
+    for rel, text in RICH_REGISTRY.items():
+        (root / rel).write_text(text)
     return root
 
 

@@ -165,6 +165,21 @@ def markdown_html(template: str) -> str:
     )
 
 
+def document_html(text: str) -> Markup:
+    """A whole Markdown document of the site's own (about.md) to sanitized HTML; its headings
+    start at `##`, under the page's title."""
+    _MARKDOWN.reset()
+    return Markup(
+        nh3.clean(
+            _MARKDOWN.convert(text),
+            tags=ALLOWED_TAGS | {"h2"},
+            attributes=ALLOWED_ATTRIBUTES,
+            url_schemes=URL_SCHEMES,
+            link_rel="noopener noreferrer",
+        )
+    )
+
+
 @lru_cache(maxsize=65536)
 def html_text(fragment: str) -> str:
     """Plain text of sanitized HTML: one paragraph per block, entities decoded."""

@@ -13,11 +13,14 @@ from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jinja2
 from babel.dates import format_date
+from markupsafe import Markup
 
 from . import __version__, prose
+from .listing import SourceEntry, Topic, last_change, slugify
 from .model import Site
 from .resolve import OpenQuestion, Page
 
@@ -43,7 +46,7 @@ def theme_dirs(root: Path) -> list[Path]:
 class Renderer:
     """Renders pages of one project with one compiled environment."""
 
-    def __init__(self, root: Path, site: Site) -> None:
+    def __init__(self, root: Path, site: Site, *, live: bool = False) -> None:
         self.site = site
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader([str(d) for d in theme_dirs(root)]),
@@ -57,6 +60,7 @@ class Renderer:
         self.env.filters["md"] = prose.escape_markdown
         self.env.filters["isodate"] = lambda d: d.isoformat() if d else ""
         self.env.globals.update(site=site, disclaimer=self.disclaimer, version=__version__)
+        self.env.globals.update(livereload=live, slugify=slugify)
 
     def format_date(self, value: dt.date) -> str:
         """A date in the site's language and format: `January 16, 2026`."""
@@ -83,6 +87,7 @@ class Renderer:
             draft=draft,
             path=f"claims/{page.slug}/",
             data=claim_data(page, self.site),
+            jsonld=Markup(dumps(claim_jsonld(page, self.site)).rstrip("\n")),
         )
 
     def claim_text(self, page: Page) -> str:
@@ -111,6 +116,154 @@ class Renderer:
             draft=drafts,
         )
 
+    def topics_html(self, topics: list[Topic], *, drafts: bool = False) -> str:
+        """The topics index: every topic with its number of checks."""
+        return self.render("topics.html", topics=topics, root="../", path="topics/", draft=drafts)
+
+    def topic_html(self, topic: Topic, *, drafts: bool = False) -> str:
+        """One topic's page: its checks, newest first."""
+        return self.render(
+            "topic.html", topic=topic, root="../../", path=f"topics/{topic.slug}/", draft=drafts
+        )
+
+    def sources_html(self, entries: list[SourceEntry], *, drafts: bool = False) -> str:
+        """The sources index: every source and the checks citing it."""
+        return self.render(
+            "sources.html", entries=entries, root="../", path="sources/", draft=drafts
+        )
+
+    def about_html(self, about: Markup | None, *, drafts: bool = False) -> str:
+        """The about page: the project's about.md, then the rating scale."""
+        return self.render("about.html", about=about, root="../", path="about/", draft=drafts)
+
+    def search_html(self, *, drafts: bool = False) -> str:
+        """The search page; results come from the Pagefind index, in the browser."""
+        return self.render("search.html", root="../", path="search/", draft=drafts)
+
+    def not_found_html(self) -> str:
+        """The 404 page; served at any depth, so its links start at the site's own path."""
+        return self.render("404.html", root=site_root(self.site), path="404.html", draft=False)
+
+    def feed_xml(self, pages: list[Page]) -> str:
+        """The Atom feed of published checks, corrections and updates in their entries."""
+        published = [p for p in pages if p.claim.status == "published"]
+        published.sort(key=lambda p: (last_change(p), p.slug), reverse=True)
+        updated = max((last_change(p) for p in published), default=dt.date(1970, 1, 1))
+        return (
+            self.render("feed.xml", pages=published, updated=updated, last_change=last_change)
+            + "\n"
+        )
+
+    def sitemap_xml(self, pages: list[Page], topics: list[Topic]) -> str:
+        """sitemap.xml: every published page, with its last change where it has one."""
+        published = [p for p in pages if p.claim.status == "published"]
+        return (
+            self.render(
+                "sitemap.xml",
+                pages=published,
+                topics=topics,
+                last_change=last_change,
+                newest=lambda chosen: max(last_change(p) for p in chosen),
+            )
+            + "\n"
+        )
+
+    def robots_txt(self) -> str:
+        """robots.txt: everything may be crawled; points at the sitemap."""
+        return self.render("robots.txt") + "\n"
+
+    def claims_json(self, pages: list[Page]) -> str:
+        """claims.json: every published claim resolved, for partners."""
+        published = [p for p in pages if p.claim.status == "published"]
+        return dumps(
+            {
+                "site": {
+                    "title": self.site.title,
+                    "url": self.site.base_url,
+                    "organization": self.site.organization,
+                    "language": self.site.language,
+                    "rating_scale": [r.name for r in self.site.rating_scale],
+                },
+                "claims": [claim_data(p, self.site) for p in published],
+            }
+        )
+
+
+def site_root(site: Site) -> str:
+    """The path of the site on its server, from `base_url`: `/` or `/sub/path/`."""
+    path = urlsplit(site.base_url).path.strip("/")
+    return f"/{path}/" if path else "/"
+
+
+def claim_url(page: Page, site: Site) -> str:
+    """The absolute URL of a claim's page."""
+    return site.base_url.rstrip("/") + f"/claims/{page.slug}/"
+
+
+def claim_jsonld(page: Page, site: Site) -> dict[str, Any]:
+    """schema.org markup for a claim's page: a ClaimReview when the claim has a verdict,
+    otherwise an Article with its citations."""
+    claim = page.claim
+    url = claim_url(page, site)
+    organization = {"@type": "Organization", "name": site.organization, "url": site.base_url}
+    common: dict[str, Any] = {
+        "url": url,
+        "datePublished": claim.checked_on,
+        "dateModified": last_change(page),
+        "inLanguage": site.language,
+        "author": organization,
+        "publisher": organization,
+    }
+    if page.rating is not None:
+        scale = [r.name for r in site.rating_scale]
+        item: dict[str, Any] = {"@type": "Claim"}
+        if claim.claimant:
+            item["author"] = {"@type": "Person", "name": claim.claimant}
+        if claim.appeared is not None:
+            if claim.appeared.date:
+                item["datePublished"] = claim.appeared.date
+            appearance = {"@type": "CreativeWork"}
+            if claim.appeared.url:
+                appearance["url"] = claim.appeared.url
+            if claim.appeared.where:
+                appearance["name"] = claim.appeared.where
+            if len(appearance) > 1:
+                item["appearance"] = appearance
+                item["firstAppearance"] = appearance
+        return {
+            "@context": "https://schema.org",
+            "@type": "ClaimReview",
+            **common,
+            "claimReviewed": claim.question,
+            "itemReviewed": item,
+            "reviewRating": {
+                "@type": "Rating",
+                "ratingValue": len(scale) - scale.index(page.rating.name),
+                "bestRating": len(scale),
+                "worstRating": 1,
+                "alternateName": page.rating.name,
+            },
+        }
+    return {
+        "@context": "https://schema.org",
+        "@type": "Article",
+        **common,
+        "headline": claim.question[:110],
+        "name": claim.question,
+        "description": page.summary.text,
+        "keywords": claim.topics,
+        "citation": [
+            {
+                "@type": "CreativeWork",
+                "name": s.source.title,
+                **({"url": s.source.url} if s.source.url else {}),
+                **({"publisher": s.source.publisher} if s.source.publisher else {}),
+                **({"datePublished": s.source.published} if s.source.published else {}),
+            }
+            for s in page.sources
+        ],
+    }
+
 
 def _number(value: Decimal) -> int | float:
     return int(value) if value == value.to_integral_value() else float(value)
@@ -121,7 +274,7 @@ def claim_data(page: Page, site: Site) -> dict[str, Any]:
     claim = page.claim
     return {
         "slug": page.slug,
-        "url": site.base_url.rstrip("/") + f"/claims/{page.slug}/",
+        "url": claim_url(page, site),
         "question": claim.question,
         "checked_on": claim.checked_on,
         "updated_on": page.updated_on,

@@ -19,9 +19,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from . import listing, prose
 from .project import Project
 from .render import Renderer, default_theme, theme_dirs
-from .resolve import open_questions
+from .resolve import Page, open_questions
 
 MARKER = ".claimpress-build"
 """Present in every folder claimpress writes; it deletes no folder without it."""
@@ -76,9 +77,46 @@ def plan_site(project: Project, *, drafts: bool = False) -> Plan:
         renderer.open_questions_html(open_questions(pages), drafts=drafts),
         "the open-questions page",
     )
+    plan_listings(plan, renderer, project, pages, drafts=drafts)
     for rel, path in static_files(project.root):
         plan.add("static/" + rel, path.read_bytes(), str(path))
     return plan
+
+
+ABOUT_FILE = "about.md"
+"""The project's about/methodology page, in Markdown, at the project root."""
+
+
+def plan_listings(
+    plan: Plan, renderer: Renderer, project: Project, pages: list[Page], *, drafts: bool
+) -> None:
+    """The reader's pages beyond the claims (topics, sources, about, search, 404) and the
+    machine-readable files (feed, sitemap, robots.txt, claims.json)."""
+    all_topics = listing.topics(pages)
+    plan.add("topics/index.html", renderer.topics_html(all_topics, drafts=drafts), "the topics")
+    for topic in all_topics:
+        plan.add(
+            f"topics/{topic.slug}/index.html",
+            renderer.topic_html(topic, drafts=drafts),
+            f"topic {topic.name!r}",
+        )
+    plan.add(
+        "sources/index.html",
+        renderer.sources_html(listing.source_index(pages), drafts=drafts),
+        "the sources index",
+    )
+    about_path = project.root / ABOUT_FILE
+    about = prose.document_html(about_path.read_text("utf-8")) if about_path.is_file() else None
+    plan.add("about/index.html", renderer.about_html(about, drafts=drafts), ABOUT_FILE)
+    plan.add("search/index.html", renderer.search_html(drafts=drafts), "the search page")
+    plan.add("404.html", renderer.not_found_html(), "the 404 page")
+    published = [p for p in pages if p.claim.status == "published"]
+    plan.add("feed.xml", renderer.feed_xml(published), "the feed")
+    plan.add(
+        "sitemap.xml", renderer.sitemap_xml(published, listing.topics(published)), "the sitemap"
+    )
+    plan.add("robots.txt", renderer.robots_txt(), "robots.txt")
+    plan.add("claims.json", renderer.claims_json(published), "claims.json")
 
 
 def static_files(root: Path) -> list[tuple[str, Path]]:

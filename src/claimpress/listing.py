@@ -1,0 +1,96 @@
+"""Site-wide listings derived from the pages on the site: topics and the sources index.
+
+Pure functions over resolved pages (`resolve.Page`); no I/O, no rendering.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from .model import Source
+from .resolve import Page
+
+_NOT_SLUG = re.compile(r"[^a-z0-9]+")
+
+
+def slugify(text: str) -> str:
+    """A URL segment for a name: `CyberTipline` -> `cybertipline`, `Día de Muertos` ->
+    `dia-de-muertos`; a name with no Latin letters or digits gets a short stable hash."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    slug = _NOT_SLUG.sub("-", ascii_text.lower()).strip("-")[:60].strip("-")
+    return slug or "t-" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
+
+
+@dataclass(frozen=True)
+class Topic:
+    """A topic and the pages listed under it, newest check first."""
+
+    name: str
+    slug: str
+    pages: tuple[Page, ...]
+
+
+def topics(pages: Sequence[Page]) -> list[Topic]:
+    """Every topic of `pages`, sorted by name; topics that differ only in case or accents
+    share one page, named as most of their claims spell it."""
+    grouped: dict[str, list[tuple[str, Page]]] = {}
+    for page in pages:
+        for name in dict.fromkeys(page.claim.topics):
+            grouped.setdefault(slugify(name), []).append((name, page))
+    found = []
+    for slug, entries in grouped.items():
+        names = [name for name, _ in entries]
+        name = min(set(names), key=lambda n: (-names.count(n), n))
+        by_slug = {page.slug: page for _, page in entries}
+        found.append(Topic(name, slug, tuple(by_slug.values())))
+    return sorted(found, key=lambda t: (t.name.casefold(), t.slug))
+
+
+@dataclass(frozen=True)
+class Citing:
+    """A page citing a source, with the source's number on that page."""
+
+    page: Page
+    number: int
+
+
+@dataclass(frozen=True)
+class SourceEntry:
+    """One source of the sources index and every page citing it."""
+
+    key: str
+    anchor: str
+    """The entry's id on the sources page, unique even when two claims use one key."""
+    source: Source
+    cited_by: tuple[Citing, ...]
+
+
+def source_index(pages: Iterable[Page]) -> list[SourceEntry]:
+    """Every source cited by `pages`, sorted by title: shared sources once, a claim's own
+    source once per distinct content."""
+    grouped: dict[tuple[str, Source], list[Citing]] = {}
+    for page in pages:
+        for cited in page.sources:
+            grouped.setdefault((cited.key, cited.source), []).append(Citing(page, cited.number))
+    ordered = sorted(grouped.items(), key=lambda kv: (kv[0][1].title.casefold(), kv[0][0]))
+    used: set[str] = set()
+    entries = []
+    for (key, source), citing in ordered:
+        anchor = base = "source-" + slugify(key)
+        n = 1
+        while anchor in used:
+            n += 1
+            anchor = f"{base}-{n}"
+        used.add(anchor)
+        entries.append(SourceEntry(key, anchor, source, tuple(citing)))
+    return entries
+
+
+def last_change(page: Page) -> dt.date:
+    """When a page last changed for readers: its latest correction or update, else its check."""
+    return max(page.updated_on or page.claim.checked_on, page.claim.checked_on)
