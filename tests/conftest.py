@@ -45,6 +45,7 @@ sources:
     title: Sky survey
     publisher: Sky Institute
     url: https://sky.example.org/survey
+    accessed: 2026-01-15
     archive_url: https://web.archive.org/web/2026/https://sky.example.org/survey
 """
 
@@ -52,6 +53,16 @@ sources:
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true",
                      help="Rewrite tests/golden/ from the current output; review the diff.")
+
+
+NOW = "2026-02-01T12:00:00Z"
+"""The moment every test runs at (CLAIMPRESS_NOW), so dates in outputs never drift."""
+
+
+@pytest.fixture(autouse=True)
+def fixed_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run every command, in process or as a subprocess, as of NOW."""
+    monkeypatch.setenv("CLAIMPRESS_NOW", NOW)
 
 
 @dataclass

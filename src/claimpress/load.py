@@ -8,7 +8,7 @@ import hashlib
 import types
 import typing
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,8 @@ class ClaimFile(Located):
     claim: Claim
     digest: str
     """sha256 of the file's bytes."""
+    data: bytes = field(default=b"", repr=False, compare=False)
+    """The file's bytes, to locate findings inside prose and to snapshot approvals."""
 
 
 @dataclass(frozen=True)
@@ -246,7 +248,7 @@ def load_claim(path: Path, rel: str) -> tuple[ClaimFile | None, list[Problem]]:
     claim, root, problems = parse_model(data, rel, Claim)
     if claim is None or root is None:
         return None, problems
-    return ClaimFile(rel, root, path.stem, claim, hashlib.sha256(data).hexdigest()), []
+    return ClaimFile(rel, root, path.stem, claim, hashlib.sha256(data).hexdigest(), data), []
 
 
 def load_registry(path: Path, rel: str, kind: str) -> tuple[RegistryFile | None, list[Problem]]:

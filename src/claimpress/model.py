@@ -182,6 +182,26 @@ class Correction(_Strict):
     """`correction` fixes an error; `update` adds new information."""
 
 
+class LintIgnore(_Strict):
+    """One lint finding silenced on purpose, with the reason an editor can read."""
+
+    rule: Line
+    """The rule's name, as `check` prints it in brackets, such as `untraced-number`."""
+    match: Line | None = None
+    """What the finding is about, exactly as `check` shows it in backticks: a number
+    (`2019`, `0.2%`), a source key, a figure name or a date field; omit to silence every
+    finding of the rule in this claim."""
+    reason: Line | None = None
+    """Why the finding does not apply; an ignore without one silences nothing."""
+
+
+class Lint(_Strict):
+    """Lint settings of one claim."""
+
+    ignore: list[LintIgnore] = Field(default_factory=list)
+    """Findings silenced on purpose, each with its reason."""
+
+
 class Claim(_Strict):
     """One fact-check: a question answered from sourced figures. The file name is its slug."""
 
@@ -217,6 +237,8 @@ class Claim(_Strict):
     """Named numbers used in prose as `{name}` or `{name:format}`."""
     sources: dict[SourceKey, Source] = Field(default_factory=dict)
     """The documents cited in prose as `[@key]`."""
+    lint: Lint | None = None
+    """Lint findings silenced on purpose: `{ignore: [{rule, match, reason}]}`."""
 
 
 class Rating(_Strict):
@@ -251,6 +273,9 @@ class Site(_Strict):
     """Publish a claim only with an approval matching its current content."""
     stale_after_days: Annotated[int, Field(ge=1)] = 365
     """A check older than this many days is reported as stale."""
+    bottom_line: list[Line] = Field(default_factory=lambda: ["bottom line"])
+    """Words the last section's heading must contain (any one, case ignored), such as
+    `bottom line` or `conclusion`."""
 
 
 def slug_problem(stem: str) -> str | None:

@@ -5,13 +5,16 @@ Nothing is written here: `check` is exactly `gather`, and `build` is `gather` th
 
 from __future__ import annotations
 
+import datetime as dt
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from babel import Locale, UnknownLocaleError
 
+from . import clock, lint
+from .approvals import Approval, approved_page, content_hash, load_approvals
 from .load import (
     CLAIMS_DIR,
     FIGURES_DIR,
@@ -42,10 +45,20 @@ class Project:
     """Every claim that resolved, whatever its status, sorted by slug."""
     problems: tuple[Problem, ...]
     """Everything found wrong, errors and warnings, sorted by file and line."""
+    approvals: Mapping[str, Approval] = field(default_factory=dict)
+    """The latest approval of each claim, by slug (`approvals/<slug>.json`)."""
+    approved: Mapping[str, Page | None] = field(default_factory=dict)
+    """Under `require_approval`: by slug, the version of each published claim the site may
+    show (the current one when its approval matches, else the approved snapshot), or None."""
+    today: dt.date = field(default_factory=clock.today)
+    """The date the project was checked as of."""
 
     def published(self, *, drafts: bool = False) -> list[Page]:
-        """The pages that go on the site, follow-ups linked among them, newest check first."""
+        """The pages that go on the site, follow-ups linked among them, newest check first;
+        under `require_approval` (drafts aside) only approved content goes out."""
         chosen = [p for p in self.pages if drafts or p.claim.status == "published"]
+        if self.site.require_approval and not drafts:
+            chosen = [v for p in chosen if (v := self.approved.get(p.slug)) is not None]
         chosen.sort(key=lambda p: (p.claim.checked_on, p.slug), reverse=True)
         return link_follow_ups(chosen)
 
@@ -91,10 +104,12 @@ def input_files(root: Path, folder: str) -> Iterator[tuple[Path, str, Problem | 
             yield path, rel, None
 
 
-def gather(root: Path) -> Project:
-    """Load and resolve the project at `root`; raises ProblemsFound when nothing can be built
-    at all (no readable site.yaml), otherwise records problems on the project."""
+def gather(root: Path, today: dt.date | None = None) -> Project:
+    """Load, resolve and lint the project at `root` as of `today` (default: the clock, or
+    CLAIMPRESS_NOW); raises ProblemsFound when nothing can be built at all (no readable
+    site.yaml), otherwise records problems on the project."""
     root = root.absolute()
+    today = today or clock.today()
     site, site_file, problems = load_site(root / SITE_FILE, display_path(root / SITE_FILE))
     if site is None or site_file is None:
         raise ProblemsFound(problems)
@@ -149,8 +164,31 @@ def gather(root: Path) -> Project:
                 )
             )
         seen.setdefault(claim.slug, claim)
+    approvals, found = load_approvals(root, display_path)
+    problems += found
+    problems += lint.lint_registry(registry, today)
+    approved: dict[str, Page | None] = {}
+    for page in pages:
+        approval = approvals.get(page.slug)
+        matches = approval is not None and approval.content_hash == content_hash(page, registry)
+        problems += lint.lint_claim(lint.Context(page, registry, site, today, approval, matches))
+        if page.claim.status != "published" or not site.require_approval:
+            continue
+        approved[page.slug] = page if matches else None
+        if approval is not None and not matches:
+            approved[page.slug], found = approved_page(approval, site)
+            problems += found
     return Project(
-        root, site, site_file, tuple(claims), registry, tuple(pages), tuple(sorted(set(problems)))
+        root,
+        site,
+        site_file,
+        tuple(claims),
+        registry,
+        tuple(pages),
+        tuple(sorted(set(problems))),
+        approvals,
+        approved,
+        today,
     )
 
 

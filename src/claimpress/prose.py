@@ -148,6 +148,21 @@ def parse(text: str) -> Parsed:
     return Parsed("".join(out), tuple(tokens))
 
 
+def token_spans(text: str) -> list[tuple[int, int, Token | None]]:
+    """Where each citation, figure reference and escaped brace is in `text`, with the token
+    when it is one; for lint, which must tell typed text from computed text."""
+    spans: list[tuple[int, int, Token | None]] = []
+    for match in _TOKEN.finditer(text):
+        token: Token | None = None
+        if match[1] is not None:
+            name, _, spec = match[1].partition(":")
+            token = FigureRef(name, spec if ":" in match[1] else None)
+        elif match[2] is not None:
+            token = Cite(tuple(k.strip().removeprefix("@") for k in _CITE_SPLIT.split(match[2])))
+        spans.append((match.start(), match.end(), token))
+    return spans
+
+
 _MARKDOWN = markdown.Markdown(output_format="html", extensions=["sane_lists"])
 
 

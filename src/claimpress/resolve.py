@@ -142,8 +142,6 @@ def build_registry(files: Sequence[RegistryFile]) -> tuple[Registry, list[Proble
     for file in files:
         problems += _merge(registry.sources, file.sources, file, (), "source")
         problems += _merge(registry.figures, file.figures, file, (), "figure")
-    for source_entry in registry.sources.values():
-        problems += _incomplete(source_entry)
     for name, entry in registry.figures.items():
         source = entry.item.source
         if source is not None and source not in registry.sources:
@@ -241,18 +239,6 @@ def resolve_claim(
                                 f"{{{token.name}{':' + token.spec if token.spec else ''}}}: {exc}",
                             )
                         )
-    for key in claim.sources:
-        problems += _incomplete(sources[key])
-        if key not in numbers:
-            problems.append(
-                file.problem(
-                    ("sources", key),
-                    f"source `{key}` is never cited; cite it as [@{key}] or remove it",
-                    severity="warning",
-                    rule="unused-source",
-                    key=True,
-                )
-            )
     if any(p.severity == "error" for p in problems):
         return None, problems
 
@@ -373,20 +359,6 @@ def _merge(
             )
         table[key] = Entry(key, item, file, (*prefix, key))
     return problems
-
-
-def _incomplete(entry: Entry[Source]) -> list[Problem]:
-    if entry.item.url is not None:
-        return []
-    return [
-        entry.file.problem(
-            entry.loc,
-            f"source `{entry.key}` has no url; readers cannot check it until it is identified",
-            severity="warning",
-            rule="incomplete-source",
-            key=True,
-        )
-    ]
 
 
 def _unknown(kind: str, name: str, known: Iterable[str]) -> str:

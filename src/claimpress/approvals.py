@@ -1,0 +1,293 @@
+"""Approvals: an editor's sign-off, bound to the exact content of a claim.
+
+`claimpress approve` records who approved a claim, when, and a hash of the claim and of
+every shared source and figure it draws on, with a snapshot of all of them, in
+`approvals/<slug>.json` (committed with the project). The snapshot lets `build` keep
+publishing the approved version while a later edit waits for its own approval.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .load import ClaimFile, RegistryFile, parse_model
+from .model import Claim, Figure, Site, Source, Status
+from .problems import Problem
+from .resolve import Page, Registry, build_registry, resolve_claim
+from .yamltree import Node
+
+APPROVALS_DIR = "approvals"
+
+
+class ApprovalError(Exception):
+    """A claim cannot be submitted or approved; the message says why, `problems` what."""
+
+    def __init__(self, message: str, problems: list[Problem] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    approved_by: str
+    approved_at: str
+    note: str | None = None
+    content_hash: str
+
+
+class _Snapshot(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    claim_file: str
+    sources: dict[str, Source]
+    figures: dict[str, Figure]
+
+
+class _File(_Record):
+    claim: str
+    snapshot: _Snapshot
+    history: list[_Record] = []
+
+
+@dataclass(frozen=True)
+class Approval:
+    """The latest approval of one claim, with the snapshot of what was approved."""
+
+    slug: str
+    by: str
+    at: dt.datetime
+    note: str | None
+    content_hash: str
+    claim_file: str
+    """The claim file's text as approved."""
+    sources: dict[str, Source]
+    """The shared sources the approved version drew on."""
+    figures: dict[str, Figure]
+    """The shared figures the approved version drew on."""
+    path: str
+    """The approval file, relative to the project."""
+    history: tuple[dict[str, Any], ...] = field(default=())
+    """Earlier approvals of the claim, newest first."""
+
+    @property
+    def when(self) -> str:
+        """The approval's date, for messages: `2026-02-01`."""
+        return self.at.date().isoformat()
+
+
+def used_entries(page: Page, registry: Registry) -> tuple[dict[str, Source], dict[str, Figure]]:
+    """The shared sources and figures a page draws on: cited sources, figures shown or
+    feeding a formula, and the sources of those figures."""
+    figures = {f.name: registry.figures[f.name].item for f in page.figures if f.shared}
+    keys = {s.key for s in page.sources if s.shared}
+    keys |= {f.source for f in page.figures if f.source and f.source not in page.claim.sources}
+    sources = {k: registry.sources[k].item for k in sorted(keys) if k in registry.sources}
+    return sources, dict(sorted(figures.items()))
+
+
+def content_hash(page: Page, registry: Registry) -> str:
+    """sha256 over canonical JSON of the claim (all but its status) and the shared entries it
+    draws on; templates and site settings are not content."""
+    sources, figures = used_entries(page, registry)
+    payload = {
+        "slug": page.slug,
+        "claim": page.claim.model_dump(mode="json", exclude={"status"}, exclude_defaults=True),
+        "sources": {
+            k: v.model_dump(mode="json", exclude_defaults=True) for k, v in sources.items()
+        },
+        "figures": {
+            k: v.model_dump(mode="json", exclude_defaults=True) for k, v in figures.items()
+        },
+    }
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def load_approvals(root: Path, rel_of: Any = str) -> tuple[dict[str, Approval], list[Problem]]:
+    """Every approval file of the project, by slug; a broken file is a problem."""
+    folder = root / APPROVALS_DIR
+    approvals: dict[str, Approval] = {}
+    problems: list[Problem] = []
+    if not folder.is_dir():
+        return approvals, problems
+    for path in sorted(folder.glob("*.json")):
+        rel = rel_of(path)
+        try:
+            record = _File.model_validate_json(path.read_bytes())
+        except (OSError, ValidationError) as exc:
+            first = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+            problems.append(Problem(rel, 0, 0, "", f"not a claimpress approval file: {first}"))
+            continue
+        if record.claim != path.stem:
+            problems.append(
+                Problem(rel, 0, 0, "claim", f"approval of `{record.claim}` in {path.name}")
+            )
+            continue
+        try:
+            at = dt.datetime.fromisoformat(record.approved_at.replace("Z", "+00:00"))
+        except ValueError:
+            problems.append(Problem(rel, 0, 0, "approved_at", "not an ISO date and time"))
+            continue
+        approvals[record.claim] = Approval(
+            record.claim,
+            record.approved_by,
+            at,
+            record.note,
+            record.content_hash,
+            record.snapshot.claim_file,
+            record.snapshot.sources,
+            record.snapshot.figures,
+            rel,
+            tuple(r.model_dump() for r in record.history),
+        )
+    return approvals, problems
+
+
+def approved_page(approval: Approval, site: Site) -> tuple[Page | None, list[Problem]]:
+    """The approved version of a claim, rebuilt from its snapshot alone; a snapshot that no
+    longer resolves or whose hash does not match is a problem, never published."""
+    data = approval.claim_file.encode("utf-8")
+    claim, root, _ = parse_model(data, approval.path, Claim)
+    if claim is None or root is None:
+        return None, [_broken(approval, "its snapshot no longer loads")]
+    file = ClaimFile(
+        approval.path, root, approval.slug, claim, hashlib.sha256(data).hexdigest(), data
+    )
+    shared = RegistryFile(approval.path, Node({}, 0, 0), approval.sources, approval.figures)
+    registry, found = build_registry([shared])
+    page, found2 = resolve_claim(file, registry, site)
+    if page is None or any(p.severity == "error" for p in found + found2):
+        return None, [_broken(approval, "its snapshot no longer resolves")]
+    if content_hash(page, registry) != approval.content_hash:
+        return None, [_broken(approval, "its snapshot does not match its content_hash")]
+    return page, []
+
+
+def _broken(approval: Approval, why: str) -> Problem:
+    return Problem(
+        approval.path,
+        0,
+        0,
+        "",
+        f"approval of `{approval.slug}` cannot be used: {why}; approve the claim again",
+    )
+
+
+def snapshot_claim(approval: Approval) -> Claim | None:
+    """The claim model as approved, or None when the snapshot does not load."""
+    claim, _, _ = parse_model(approval.claim_file.encode("utf-8"), approval.path, Claim)
+    return claim if isinstance(claim, Claim) else None
+
+
+_STATUS = re.compile(r"""(["']?)(draft|review|published)\1(?=\s*(?:#.*)?$)""")
+
+
+def set_status(file: ClaimFile, status: Status) -> bytes:
+    """The claim file's bytes with its status line changed in place; the rest of the file,
+    comments and layout included, is untouched."""
+    bom = b"\xef\xbb\xbf" if file.data.startswith(b"\xef\xbb\xbf") else b""
+    lines = file.data[len(bom) :].decode("utf-8").splitlines(keepends=True)
+    entries = file.root.value
+    assert isinstance(entries, dict)
+    if "status" in entries:
+        node = entries["status"].value
+        line = lines[node.line - 1]
+        end = line.rstrip("\r\n")
+        match = _STATUS.match(end, node.col - 1)
+        if match is None:
+            raise ApprovalError(
+                f"{file.rel}:{node.line}:{node.col}: cannot edit the status line; "
+                f"write `status: {status}` there by hand"
+            )
+        lines[node.line - 1] = (
+            end[: match.start()] + match[1] + status + match[1] + line[len(end) :]
+        )
+    else:
+        after = entries["checked_on"].value.line if "checked_on" in entries else 0
+        newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
+        indent = " " * (entries[next(iter(entries))].key.col - 1) if entries else ""
+        if after and not lines[after - 1].endswith(("\n", "\r")):
+            lines[after - 1] += newline
+        lines.insert(after, f"{indent}status: {status}{newline}")
+    data = bom + "".join(lines).encode("utf-8")
+    claim, _, _ = parse_model(data, file.rel, Claim)
+    if not isinstance(claim, Claim) or claim.model_copy(update={"status": file.claim.status}) != (
+        file.claim
+    ):
+        raise ApprovalError(
+            f"{file.rel}: cannot edit the status safely; set `status: {status}` by hand"
+        )
+    return data
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace a file's content in one step (a temporary sibling renamed over it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def approval_json(
+    page: Page,
+    registry: Registry,
+    claim_file: bytes,
+    by: str,
+    at: dt.datetime,
+    note: str | None,
+    previous: Approval | None,
+) -> bytes:
+    """The approval file's bytes: the approval, its snapshot and the earlier approvals."""
+    sources, figures = used_entries(page, registry)
+    history: list[dict[str, Any]] = []
+    if previous is not None:
+        history = [
+            {
+                "approved_by": previous.by,
+                "approved_at": _iso(previous.at),
+                "note": previous.note,
+                "content_hash": previous.content_hash,
+            },
+            *previous.history,
+        ]
+    data = {
+        "claim": page.slug,
+        "approved_by": by,
+        "approved_at": _iso(at),
+        "note": note,
+        "content_hash": content_hash(page, registry),
+        "snapshot": {
+            "claim_file": claim_file.decode("utf-8"),
+            "sources": _dump(sources),
+            "figures": _dump(figures),
+        },
+        "history": history,
+    }
+    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _dump(entries: Mapping[str, BaseModel]) -> dict[str, Any]:
+    return {k: v.model_dump(mode="json", exclude_none=True) for k, v in entries.items()}
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
