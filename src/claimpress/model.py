@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -24,24 +25,46 @@ NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 Status = Literal["draft", "review", "published"]
 
 
+def _text_characters(value: str) -> None:
+    """Refuse characters no page, feed or terminal can carry (from YAML escapes such as "\\e")."""
+    for ch in value:
+        if ch in "\t\n\r":
+            continue
+        if unicodedata.category(ch) in ("Cc", "Cs") or ch in "\ufffe\uffff":
+            raise ValueError(f"contains the control character {ch!r}; remove it")
+
+
 def _one_line(value: str) -> str:
     if "\n" in value or "\r" in value:
         raise ValueError("must be a single line (no line breaks)")
     if not value.strip():
         raise ValueError("must not be empty")
+    _text_characters(value)
     return value
 
 
 def _non_empty(value: str) -> str:
     if not value.strip():
         raise ValueError("must not be empty")
+    _text_characters(value)
     return value
+
+
+_URL_FORBIDDEN = set('<>"`\\^{|}')
+"""Characters a URL never holds unencoded; a browser may read them differently than we do
+(`\\` is a `/` to a browser), or they break out of the page around the link."""
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
 
 
 def check_url(value: str) -> str:
     """An absolute http(s) URL with a real host and no credentials, or a ValueError saying why."""
-    if any(ch.isspace() or ord(ch) < 32 for ch in value):
-        raise ValueError("URL must not contain spaces or control characters")
+    for ch in value:
+        if ch.isspace() or not ch.isprintable() or unicodedata.category(ch) == "Cf":
+            raise ValueError(
+                f"URL must not contain spaces or control or invisible characters (found {ch!r})"
+            )
+        if ch in _URL_FORBIDDEN:
+            raise ValueError(f"URL must not contain `{ch}`; percent-encode it as %{ord(ch):02X}")
     try:
         parts = urlsplit(value)
         port = parts.port  # raises on a malformed port
@@ -50,15 +73,26 @@ def check_url(value: str) -> str:
     del port
     if parts.scheme.lower() not in ("http", "https"):
         raise ValueError("must be an absolute http:// or https:// URL")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("URL must not carry a user name or password")
     host = parts.hostname or ""
     if "." not in host.strip("."):
         raise ValueError("URL needs a real host name, such as https://example.org/page")
-    if parts.username is not None or parts.password is not None:
-        raise ValueError("URL must not carry a user name or password")
+    try:
+        labels = host.removesuffix(".").encode("idna").decode("ascii").split(".")
+    except UnicodeError:
+        labels = [""]
+    if not all(_HOST_LABEL.match(label) for label in labels):
+        raise ValueError(f"`{host}` is not a valid host name")
     return value
 
 
 def _number(value: Any) -> Any:
+    if isinstance(value, str):
+        raise ValueError(
+            f"expected a number, got text `{value[:40]}`; write numbers without quotes, "
+            "an exponent as 1.5e+6"
+        )
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError("expected a number")
     if value != value or value in (float("inf"), float("-inf")):
@@ -278,10 +312,18 @@ class Site(_Strict):
     `bottom line` or `conclusion`."""
 
 
+WINDOWS_DEVICES = frozenset(
+    ["con", "prn", "aux", "nul"] + [f"{d}{n}" for d in ("com", "lpt") for n in range(10)]
+)
+"""Names Windows reserves for devices: a page folder so named cannot be checked out there."""
+
+
 def slug_problem(stem: str) -> str | None:
     """Why a file name cannot be a claim's slug, or None when it can."""
     if len(stem) > MAX_SLUG:
         return f"file name is {len(stem)} characters; a slug has at most {MAX_SLUG}"
+    if stem.lower() in WINDOWS_DEVICES:
+        return f"`{stem}` is a device name on Windows; choose a longer file name"
     if not SLUG.match(stem):
         return (
             "file name must be a slug: lowercase letters, digits and single hyphens, "
