@@ -161,6 +161,9 @@ def export(
 
     with handled():
         project = load()
+        broken_site = [p for p in errors(project.problems) if p.path == project.site_file.rel]
+        if broken_site:
+            raise ProblemsFound(broken_site)
         try:
             page = project.page(claim)
         except KeyError:

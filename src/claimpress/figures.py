@@ -6,10 +6,12 @@ import ast
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, DivisionByZero, InvalidOperation, localcontext
+from decimal import Decimal, DivisionByZero, InvalidOperation, Overflow, localcontext
 
 MAX_FORMULA = 300
 """Formulas are short; the bound keeps the parser's recursion shallow."""
+MAX_EXPONENT = 999
+"""A computed figure above 10**999 is an error, not a thousand-digit number in prose."""
 
 _SPEC = re.compile(
     r"^(?P<align>[<>=^])?(?P<sign>[-+ ])?(?P<alt>#)?(?P<zero>0)?(?P<width>\d{1,2})?"
@@ -49,6 +51,8 @@ def parse_formula(text: str) -> Formula:
         elif isinstance(node, ast.Constant):
             if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
                 raise FigureError(f"`{text}`: only numbers and figure names may appear")
+            if node.value in (float("inf"), float("-inf")):
+                raise FigureError(f"`{text}`: a number in it is too large")
         elif isinstance(node, ast.BinOp):
             if type(node.op) not in _OPS:
                 raise FigureError(f"`{text}`: only + - * / are allowed, not `{ast.unparse(node)}`")
@@ -86,11 +90,18 @@ def evaluate(formula: Formula, values: Mapping[str, Decimal]) -> Decimal:
 
     with localcontext() as ctx:
         ctx.prec = 28
+        # Far beyond any real figure, and small enough that showing the value stays cheap.
+        ctx.Emax, ctx.Emin = MAX_EXPONENT, -MAX_EXPONENT
         ctx.traps[DivisionByZero] = True
         try:
-            return walk(formula.tree)
+            result = walk(formula.tree)
+        except Overflow:
+            raise FigureError(f"`{formula.text}` is too large to show") from None
         except (DivisionByZero, InvalidOperation):
             raise FigureError(f"`{formula.text}` divides by zero") from None
+        if not result.is_finite():
+            raise FigureError(f"`{formula.text}` is not a finite number")
+        return result
 
 
 def derivation(formula: Formula, shown: Mapping[str, str]) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from babel import Locale, UnknownLocaleError
+from babel.dates import format_date, tokenize_pattern
 
 from . import clock, lint
 from .approvals import Approval, approved_page, content_hash, load_approvals
@@ -104,6 +105,23 @@ def input_files(root: Path, folder: str) -> Iterator[tuple[Path, str, Problem | 
             yield path, rel, None
 
 
+_DATE_FIELDS = set("GyYuUQqMLlwWdDFgEec")
+"""CLDR pattern letters that a date (with no time of day) can fill."""
+
+
+def date_format_problem(site: Site) -> str | None:
+    """Why the site's `date_format` cannot show a date, or None when it can."""
+    try:
+        fields = [v for kind, v in tokenize_pattern(site.date_format) if kind == "field"]
+        bad = [f"{v[0]}" * int(v[1]) for v in fields if v[0] not in _DATE_FIELDS]
+        if bad:
+            return f"`{bad[0]}` is not part of a date; use a pattern such as `MMMM d, y`"
+        format_date(dt.date(2026, 1, 16), site.date_format, locale=site.language.replace("-", "_"))
+    except (ValueError, KeyError, UnknownLocaleError) as exc:
+        return f"not a date pattern ({exc}); use a pattern such as `MMMM d, y`"
+    return None
+
+
 def gather(root: Path, today: dt.date | None = None) -> Project:
     """Load, resolve and lint the project at `root` as of `today` (default: the clock, or
     CLAIMPRESS_NOW); raises ProblemsFound when nothing can be built at all (no readable
@@ -115,13 +133,17 @@ def gather(root: Path, today: dt.date | None = None) -> Project:
         raise ProblemsFound(problems)
     try:
         Locale.parse(site.language.replace("-", "_"))
+        bad_format = date_format_problem(site)
     except (UnknownLocaleError, ValueError):
+        bad_format = None
         problems.append(
             site_file.problem(
                 ("language",),
                 f"unknown language `{site.language}`; use a tag such as `en` or `en-GB`",
             )
         )
+    if bad_format:
+        problems.append(site_file.problem(("date_format",), bad_format))
     registry_files: list[RegistryFile] = []
     for folder in (SOURCES_DIR, FIGURES_DIR):
         for path, rel, problem in input_files(root, folder):
