@@ -21,6 +21,9 @@ from .yamltree import Node
 
 CLAIMS_DIR, SOURCES_DIR, FIGURES_DIR, SITE_FILE = "claims", "sources", "figures", "site.yaml"
 
+MAX_PROBLEMS = 50
+"""Past this many problems in one file, the rest are counted, not listed."""
+
 _SHAPES: dict[str, Any] = {
     SOURCES_DIR: dict[SourceKey, Source],
     FIGURES_DIR: dict[FigureName, Figure],
@@ -108,14 +111,29 @@ def _adapter(shape: Any) -> TypeAdapter[Any]:
 
 def parse_model(data: bytes, rel: str, shape: Any) -> tuple[Any, Node | None, list[Problem]]:
     """Parse YAML bytes and validate them against a model type, locating every problem."""
-    document = yamltree.parse(data, rel)
+    first = {Claim: "question", Site: "title"}.get(shape, "key")
+    document = yamltree.parse(data, rel, first)
     if document.root is None:
         return None, None, document.problems
     root = document.root
     try:
         return _adapter(shape).validate_python(yamltree.to_python(root)), root, []
     except ValidationError as exc:
-        return None, root, [_problem(rel, root, err, shape) for err in exc.errors()]
+        errs = exc.errors()
+        problems = [_problem(rel, root, err, shape) for err in errs[:MAX_PROBLEMS]]
+        if len(errs) > MAX_PROBLEMS:
+            rest = _problem(rel, root, errs[MAX_PROBLEMS], shape)
+            problems.append(
+                Problem(
+                    rel,
+                    rest.line,
+                    rest.col,
+                    rest.field,
+                    f"and {len(errs) - MAX_PROBLEMS:,} more problems in this file; "
+                    "fix the ones above first",
+                )
+            )
+        return None, root, problems
 
 
 def _problem(rel: str, root: Node, err: Any, shape: Any) -> Problem:
@@ -152,7 +170,8 @@ def _message(kind: str, err: Any, node: Node | None) -> str:
     got = yamltree.kind_of(node) if node is not None else "nothing"
     if kind == "string_type" and node is not None:
         if node.plain and node.value is not None and not isinstance(node.value, (list, dict)):
-            return f'expected text, got {got}; quote it to keep it as text: "{node.raw}"'
+            raw = yamltree.shorten(node.raw)
+            return f'expected text, got {got}; quote it to keep it as text: "{raw}"'
         return f"expected text, got {got}"
     if kind in ("date_type", "date_parsing", "date_from_datetime_inexact"):
         return f"expected a date written as YYYY-MM-DD without quotes, got {got}"
@@ -160,7 +179,7 @@ def _message(kind: str, err: Any, node: Node | None) -> str:
         expected = err.get("ctx", {}).get("expected", "")
         choices = [c.strip(" '") for c in expected.replace(" or ", ", ").split(",")]
         message = f"must be one of {', '.join(choices)}"
-        value = node.raw if node is not None else ""
+        value = yamltree.shorten(node.raw) if node is not None else ""
         guess = difflib.get_close_matches(value, choices, n=1, cutoff=0.5)
         return message + (f"; did you mean `{guess[0]}`?" if guess else f", not `{value}`")
     if kind == "list_type":
@@ -179,7 +198,7 @@ def _message(kind: str, err: Any, node: Node | None) -> str:
         return "must not be empty" if "at least 1" in err["msg"] else _clean(err["msg"])
     if kind == "string_pattern_mismatch":
         return (
-            f"`{node.raw if node else ''}` does not have the expected form "
+            f"`{yamltree.shorten(node.raw) if node else ''}` does not have the expected form "
             f"({err.get('ctx', {}).get('pattern', '')})"
         )
     if (

@@ -9,6 +9,14 @@ from typing import Literal
 Severity = Literal["error", "warning"]
 
 
+def printable(text: str) -> str:
+    """Text safe to print on one terminal line: control characters (escape sequences, line
+    breaks in a file name) shown as `\\x1b`-style escapes instead of acting on the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
 @dataclass(frozen=True, order=True)
 class Problem:
     """One thing wrong with one place in one input file."""
@@ -29,11 +37,11 @@ class Problem:
     """Stable name of the lint rule that found it, for warnings and silencing."""
 
     def __str__(self) -> str:
-        where = f"{self.path}:{self.line}:{self.col}"
-        field = self.field or "(file)"
-        text = f"{where}: {field}: {self.message}"
+        where = f"{printable(self.path)}:{self.line}:{self.col}"
+        field = printable(self.field) or "(file)"
+        text = f"{where}: {field}: {printable(self.message)}"
         if self.severity == "warning":
-            text = f"{where}: {field}: warning: {self.message}"
+            text = f"{where}: {field}: warning: {printable(self.message)}"
         if self.rule:
             text += f" [{self.rule}]"
         return text

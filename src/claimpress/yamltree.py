@@ -8,6 +8,7 @@ keys) at the exact place it occurs, before any value is constructed.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,8 @@ MAX_BYTES = 1_000_000
 """A claim file is a few kilobytes; anything past a megabyte is refused unread."""
 MAX_DEPTH = 12
 """No claim file nests deeper than a handful of levels."""
+MAX_KEY = 200
+"""Field names, source keys and figure names are short; a longer key is a mistake."""
 
 _RESOLVER = yaml.resolver.Resolver()
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
@@ -71,9 +74,16 @@ class _Stop(Exception):
         self.field = ""
 
 
+def shorten(text: str, limit: int = 40) -> str:
+    """Text quoted in a message: long values cut, so one huge value cannot flood the terminal."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def decode(data: bytes) -> tuple[str | None, tuple[int, int, str] | None]:
     """Bytes to text: UTF-8 only (a BOM is allowed); otherwise where and why not."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+    if data.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return None, (1, 1, "file is UTF-32; save it as UTF-8")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or _looks_utf16(data):
         return None, (1, 1, "file is UTF-16; save it as UTF-8")
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
@@ -90,20 +100,47 @@ def decode(data: bytes) -> tuple[str | None, tuple[int, int, str] | None]:
         )
     nul = text.find("\0")
     if nul >= 0:
-        line = text.count("\n", 0, nul) + 1
-        col = nul - (text.rfind("\n", 0, nul) + 1) + 1
-        return None, (line, col, "NUL character in file; is it a binary file?")
+        return None, (*_position(text, nul), "NUL character in file; is it a binary file?")
+    odd = _ODD_BREAK.search(text)
+    if odd:
+        return None, (
+            *_position(text, odd.start()),
+            f"U+{ord(odd[0]):04X} is read by YAML as a line break; "
+            "replace it with a space or a real line break",
+        )
     return text, None
 
 
-def parse(data: bytes, path: str) -> Document:
-    """Parse one YAML document into a tree of `Node`s, or say precisely why not."""
+_ODD_BREAK = re.compile("[\x85\u2028\u2029]")
+"""Characters YAML counts as line breaks though editors do not: they would shift every
+line number after them and silently fold text."""
+
+
+def _looks_utf16(data: bytes) -> bool:
+    """UTF-16 without a byte-order mark: ASCII text with a NUL after (or before) every byte."""
+    head = data[:64]
+    return len(head) >= 4 and (
+        head[1::2].count(0) == len(head[1::2]) or head[::2].count(0) == len(head[::2])
+    )
+
+
+def _position(text: str, index: int) -> tuple[int, int]:
+    """1-based line and column of a character index, lines split as editors split them."""
+    line = text.count("\n", 0, index) + 1
+    return line, index - (text.rfind("\n", 0, index) + 1) + 1
+
+
+def parse(data: bytes, path: str, first: str = "question") -> Document:
+    """Parse one YAML document into a tree of `Node`s, or say precisely why not; `first` is
+    the field such a file starts with, for the messages about an empty or non-mapping file."""
 
     def fail(line: int, col: int, message: str) -> Document:
         return Document(None, [Problem(path, line, col, "", message)])
 
     if len(data) > MAX_BYTES:
-        return fail(1, 1, f"file is {len(data):,} bytes; claim files are limited to {MAX_BYTES:,}")
+        return fail(
+            1, 1, f"file is larger than {MAX_BYTES:,} bytes, the limit for a YAML file here"
+        )
     text, bad = decode(data)
     if bad:
         return fail(*bad)
@@ -123,15 +160,22 @@ def parse(data: bytes, path: str) -> Document:
             if tab
             else _syntax_message(exc),
         )
-    except yaml.YAMLError as exc:  # reader errors: control characters and the like
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow in a file
+        return fail(
+            *_position(text, exc.position),
+            f"control character U+{exc.character:04X} is not allowed in YAML; remove it"
+            if isinstance(exc.character, int)
+            else f"YAML cannot read this file: {exc.reason}",
+        )
+    except yaml.YAMLError as exc:
         return fail(1, 1, f"YAML cannot read this file: {exc}")
     if root is None:
-        return fail(1, 1, "file is empty; a claim file is a mapping that starts with `question:`")
+        return fail(1, 1, f"file is empty; it should be a mapping that starts with `{first}:`")
     if not isinstance(root.value, dict):
         return fail(
             root.line,
             root.col,
-            f"file must be a mapping of fields (`question: ...`), not {kind_of(root)}",
+            f"file must be a mapping of fields (`{first}: ...`), not {kind_of(root)}",
         )
     return Document(root)
 
@@ -159,10 +203,14 @@ def _build(events: Any) -> Node | None:
 def _field(stack: list[tuple[Node, Node | None]]) -> str:
     """The dotted path of the value being built, for messages."""
     out = ""
-    for container, key in stack:
+    for depth, (container, key) in enumerate(stack):
+        inner = depth == len(stack) - 1  # outer containers already hold the child being built
         if isinstance(container.value, list):
-            out += f"[{len(container.value)}]"
-        elif key is not None:
+            out += f"[{len(container.value) - (0 if inner else 1)}]"
+            continue
+        if key is None and not inner and container.value:
+            key = list(container.value.values())[-1].key
+        if key is not None:
             out += f".{key.value}" if out else str(key.value)
     return out
 
@@ -218,6 +266,10 @@ def _attach(stack: list[tuple[Node, Node | None]], node: Node) -> None:
         if isinstance(node.value, (list, dict)):
             raise _Stop(node.line, node.col, "a mapping key must be a plain name")
         name = node.raw
+        if len(name) > MAX_KEY:
+            raise _Stop(
+                node.line, node.col, f"key of {len(name):,} characters; keys are short names"
+            )
         node.value = name
         previous = parent.value.get(name)
         if previous is not None:
@@ -256,16 +308,20 @@ def _scalar(event: Any) -> Node:
     else:
         tag = _TAG + "str"
     value: Any = text
+    if tag == _TAG + "merge":
+        raise _Stop(line, col, "YAML merge key `<<` is not allowed; write the fields out")
     if tag != _TAG + "str":
         scalar = yaml.ScalarNode(tag, text)
         try:
             value = _CONSTRUCTOR.construct_object(scalar, deep=True)
         except (ValueError, OverflowError, yaml.constructor.ConstructorError) as exc:
+            shown = shorten(text)
             if tag == _TAG + "timestamp":
+                reason = str(exc) if len(str(exc)) <= 40 else "out of range"
                 raise _Stop(
-                    line, col, f"`{text}` is not a real date ({exc}); write it as YYYY-MM-DD"
+                    line, col, f"`{shown}` is not a real date ({reason}); write it as YYYY-MM-DD"
                 ) from None
-            raise _Stop(line, col, f"`{text}` is not a valid {tag.replace(_TAG, '')}") from None
+            raise _Stop(line, col, f"`{shown}` is not a valid {tag.replace(_TAG, '')}") from None
         if isinstance(value, dt.datetime):
             value = value.date() if value.time() == dt.time() and value.tzinfo is None else value
     return Node(value, line, col, text, plain)
@@ -281,12 +337,14 @@ def kind_of(node: Node) -> str:
     if value is None:
         return "an empty value"
     if isinstance(value, bool):
-        return f"a boolean (`{node.raw}` is read as {str(value).lower()})"
+        return f"a boolean (`{shorten(node.raw)}` is read as {str(value).lower()})"
     if isinstance(value, int):
         return "a whole number"
     if isinstance(value, float):
         return "a decimal number"
-    if isinstance(value, (dt.date, dt.datetime)):
+    if isinstance(value, dt.datetime):
+        return "a date and time"
+    if isinstance(value, dt.date):
         return "a date"
     return "text"
 
