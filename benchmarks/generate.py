@@ -120,6 +120,7 @@ language: en
 disclaimer: >-
   Benchmark Desk can make mistakes. Please verify important information.
   [Learn more](https://bench.example.org/about/).
+stale_after_days: 3650
 rating_scale:
   - name: Accurate
   - name: Mostly accurate
@@ -265,6 +266,7 @@ def registry(rng: random.Random) -> tuple[str, str]:
             f"  title: Shared dataset {k}",
             f"  publisher: {rng.choice(WORDS).capitalize()} Bureau",
             f"  url: https://data.example.org/{k}",
+            "  accessed: 2024-01-15",
             f"  archive_url: https://web.archive.org/web/2024/https://data.example.org/{k}",
         ]
     for k in range(SHARED_FIGURES):

@@ -10,6 +10,7 @@ No I/O here; "today" is passed in, so results never depend on the clock in tests
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -178,16 +179,16 @@ def local_figures(ctx: Context) -> Iterator[Finding]:
         yield from figure_findings(Entry(name, item, ctx.file, ("figures", name)))
 
 
-def significant_digits(text: str) -> int | None:
+def significant_digits(text: str, *, exact: bool = False) -> int | None:
     """Significant digits of a number as written: `36.2` → 3, `0.176` → 3, `36200000` → 3
-    (trailing zeros of a whole number are not counted), `63,892` → 5."""
+    (trailing zeros of a whole number are not counted unless `exact`), `63,892` → 5."""
     match = re.search(r"\d[\d,]*(?:\.\d+)?|\.\d+", text)
     if match is None:
         return None
     number = match[0].replace(",", "")
     whole, _, decimals = number.partition(".")
     digits = (whole + decimals).lstrip("0")
-    if not decimals:
+    if not decimals and not exact:
         digits = digits.rstrip("0")
     return max(len(digits), 1)
 
@@ -195,23 +196,23 @@ def significant_digits(text: str) -> int | None:
 def input_precision(
     name: str, figures: Mapping[str, Figure], seen: frozenset[str] = frozenset()
 ) -> int | None:
-    """The significant digits a figure's value supports: a sourced value's own, a formula's
-    least precise input (constants in formulas are exact)."""
+    """The significant digits a figure's value supports: its display's (`36.2 million` → 3),
+    or all digits of its value; for a formula of * and /, its least precise input (constants
+    are exact). None when it cannot tell, and for sums and differences, whose precision is
+    not a count of significant digits."""
     item = figures.get(name)
     if item is None or name in seen:
         return None
     if item.formula is None:
         if item.display is not None:
             return significant_digits(item.display)
-        return (
-            None
-            if item.value is None
-            else significant_digits(fig.plain(fig.to_decimal(item.value)))
-        )
-    known = [
-        input_precision(ref, figures, seen | {name})
-        for ref in fig.parse_formula(item.formula).names
-    ]
+        if item.value is None:
+            return None
+        return significant_digits(fig.plain(fig.to_decimal(item.value)), exact=True)
+    formula = fig.parse_formula(item.formula)
+    if any(isinstance(node, (ast.Add, ast.Sub)) for node in ast.walk(formula.tree)):
+        return None
+    known = [input_precision(ref, figures, seen | {name}) for ref in formula.names]
     found = [k for k in known if k is not None]
     return min(found) if found else None
 
@@ -269,7 +270,10 @@ _MONTHS = (
 )
 _BEFORE_REFERENCE = re.compile(
     r"(?:\b(?:sections?|chapters?|parts?|steps?|pages?|pp?\.|articles?|paragraphs?|clauses?|"
-    r"titles?|rules?|no\.|nos\.|numbers?|figures?|tables?|questions?)|§§?|#)\s*"
+    r"titles?|rules?|no\.|nos\.|numbers?|figures?|tables?|questions?|districts?|wards?|"
+    r"precincts?|routes?|highways?|interstates?|flights?|rooms?|bills?|amendments?|"
+    r"propositions?|prop\.|measures?|grades?|phases?|seasons?|episodes?|vol\.|volumes?|"
+    r"versions?)|§§?|#)\s*"
     r"(?:[\dA-Za-z.()]+\s*(?:,|and|or|to|through|-|–)\s*)*$",
     re.IGNORECASE,
 )
@@ -330,8 +334,11 @@ def untraced_number(ctx: Context) -> Iterator[Finding]:
             subject = " ".join(match[0].split())
             value, step, spec = typed_value(match)
             message = f"`{subject}` is typed into prose; no figure produces it"
+            close = significant_digits(match["number"], exact=True) or 0
             same = [
-                name for name, v in sorted(values.items()) if abs(v - value) * 2 <= step and v != 0
+                name
+                for name, v in sorted(values.items())
+                if close >= 2 and abs(v - value) * 2 <= step
             ]
             if same:
                 ref = f"{{{same[0]}{':' + spec if spec else ''}}}"
