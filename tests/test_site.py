@@ -36,7 +36,7 @@ def test_example_site_has_every_page(example: Path) -> None:
     for rel in ("index.html", "404.html", "about/index.html", "search/index.html",
                 "topics/index.html", "topics/ncmec/index.html", "topics/cybertipline/index.html",
                 "sources/index.html", "open-questions/index.html", "feed.xml", "sitemap.xml",
-                "robots.txt", "claims.json"):
+                "robots.txt", "claims.json", "pagefind/pagefind.js", "static/search.js"):
         assert (out / rel).is_file(), rel
     index = read(out / "index.html")
     newest = index.index("How many CyberTipline escalations")

@@ -14,12 +14,12 @@ import fcntl
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from . import listing, prose
+from . import listing, prose, search
 from .project import Project
 from .render import Renderer, default_theme, theme_dirs
 from .resolve import Page, open_questions
@@ -203,8 +203,11 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(code, os.strerror(code), str(b))
 
 
-def write_site(plan: Plan, out: Path) -> None:
-    """Write the planned files into a fresh folder and swap it in for `out`."""
+def write_site(
+    plan: Plan, out: Path, *, before_swap: Callable[[Path], None] | None = None
+) -> None:
+    """Write the planned files into a fresh folder and swap it in for `out`; `before_swap`
+    runs on the fresh folder first (the search index is built there)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with _locked(out):
         for old in _leftovers(out):
@@ -220,6 +223,8 @@ def write_site(plan: Plan, out: Path) -> None:
                     made.add(path.parent)
                 with open(path, "xb") as handle:
                     handle.write(data)
+            if before_swap is not None:
+                before_swap(tmp)
             if out.exists():
                 if not _exchange(tmp, out):
                     old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
@@ -236,9 +241,17 @@ def write_site(plan: Plan, out: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def build_search_index(folder: Path) -> None:
+    """The search index of the site written in `folder`; a failure fails the build."""
+    try:
+        search.index_site(folder)
+    except search.SearchError as exc:
+        raise OutputError(str(exc)) from None
+
+
 def build(project: Project, out: Path, *, drafts: bool = False) -> BuildReport:
     """Render the whole site, then replace `out` with it in one step."""
     target = check_out_dir(out, project.root)
     plan = plan_site(project, drafts=drafts)
-    write_site(plan, target)
+    write_site(plan, target, before_swap=build_search_index)
     return BuildReport(target, len(project.published(drafts=drafts)), len(plan.files))
