@@ -203,9 +203,7 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(code, os.strerror(code), str(b))
 
 
-def write_site(
-    plan: Plan, out: Path, *, before_swap: Callable[[Path], None] | None = None
-) -> None:
+def write_site(plan: Plan, out: Path, *, before_swap: Callable[[Path], None] | None = None) -> None:
     """Write the planned files into a fresh folder and swap it in for `out`; `before_swap`
     runs on the fresh folder first (the search index is built there)."""
     out.parent.mkdir(parents=True, exist_ok=True)
