@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from claimpress import prose
 
@@ -55,6 +57,8 @@ def test_markdown_is_sanitized(attack: str) -> None:
     "# not a heading", "1. not a list", "- not a list", "> not a quote",
     "<b>not a tag</b> &amp; not an entity & ampersand",
     "[not a link](https://example.org) and [1] markers",
+    "[@key] is not a citation, nor [@a; @b], nor \\[@c]",
+    "---", "--- not a rule", "-- dashes", "1) not a list", "+ not a list",
 ])
 def test_escaped_text_renders_back_to_itself(text: str) -> None:
     escaped = prose.escape_braces(prose.escape_markdown(text))
@@ -65,3 +69,17 @@ def test_escaped_text_renders_back_to_itself(text: str) -> None:
 def test_html_text_keeps_paragraphs_and_lists() -> None:
     html = prose.markdown_html("First para\ncontinued.\n\n- one\n- two\n\n1. a\n2. b")
     assert prose.html_text(html) == "First para continued.\n\n- one\n\n- two\n\n1. a\n\n2. b"
+
+
+@settings(max_examples=500)
+@given(st.text(st.sampled_from(list("ab1 *_`[]()<>&#;!\\{}-+.=|~:@\"'é—\x7f\u00a0")),
+               min_size=1, max_size=40))
+def test_any_escaped_line_renders_back_to_itself(text: str) -> None:
+    """What `import` relies on: one line of text, escaped, is shown exactly as it was."""
+    text = text.strip()
+    assume(text)
+    parsed = prose.parse(prose.escape_braces(prose.escape_markdown(text)))
+    for inline in (False, True):
+        block = prose.render(parsed, html_values=[], text_values=[], markdown_values=[],
+                             inline=inline)
+        assert block.text == text

@@ -23,7 +23,8 @@ from .model import KEY, NAME
 
 _OPEN, _CLOSE = "\ue000", "\ue001"
 PLACEHOLDER = re.compile(f"{_OPEN}(\\d+){_CLOSE}")
-_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}\n]*)\}|[{}]|\[(@[^\[\]\n]*)\]")
+# A backslash before a bracket or a backslash is Markdown's escape: `\[@x]` is literal text.
+_TOKEN = re.compile(r"\\[\\\[\]]|\{\{|\}\}|\{([^{}\n]*)\}|[{}]|\[(@[^\[\]\n]*)\]")
 _CITE_SPLIT = re.compile(r"\s*[;,]\s*")
 
 ALLOWED_TAGS = {
@@ -113,6 +114,9 @@ def parse(text: str) -> Parsed:
         last = match.end()
         whole = match[0]
         token: Token | None = None
+        if whole[0] == "\\":
+            out.append(whole)
+            continue
         if whole in ("{{", "}}"):
             out.append(whole[0])
             continue
@@ -243,7 +247,7 @@ def plain_block(text: str) -> Block:
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]>#])")
-_MD_LINE_START = re.compile(r"^(\s*)([-+>#]|\d+[.)])(?=\s|$)", re.MULTILINE)
+_MD_LINE_START = re.compile(r"^(\s*)([-+>#]|\d+[.)])(?=\s|$|-)", re.MULTILINE)
 _ENTITY = re.compile(r"&(?=#?\w+;)")
 
 
