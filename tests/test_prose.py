@@ -56,6 +56,7 @@ def test_markdown_is_sanitized(attack: str) -> None:
     "Stars *not* emphasis, _under_ scores, `ticks` and \\ backslashes.",
     "# not a heading", "1. not a list", "- not a list", "> not a quote",
     "<b>not a tag</b> &amp; not an entity & ampersand",
+    "&#169; &#x27; &copy; are not entities either",
     "[not a link](https://example.org) and [1] markers",
     "[@key] is not a citation, nor [@a; @b], nor \\[@c]",
     "---", "--- not a rule", "-- dashes", "1) not a list", "+ not a list",

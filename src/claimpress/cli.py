@@ -235,6 +235,38 @@ def new(
         typer.echo(f"wrote {os.path.relpath(path)}; fill it in, then run `claimpress check`")
 
 
+@app.command("import")
+def import_(
+    articles: Annotated[
+        list[Path],
+        typer.Argument(help="Article files in the house text format, or folders of .txt files."),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Where to write the claim files (default: claims/)."),
+    ] = None,
+) -> None:
+    """Turn articles in the house text format into draft claim files.
+
+    Each article must come back exactly from `claimpress export CLAIM --format text`;
+    one that would not, or does not parse, is reported as path:line:col and not written.
+    Its [n] markers cite placeholder sources source-n, to fill in. Never replaces a file.
+
+    Example: claimpress import article.txt
+    """
+    from .importer import import_articles
+
+    with handled():
+        project = load()
+        out_dir = None if out is None else out if out.is_absolute() else State.project / out
+        written, problems = import_articles(project, articles, out_dir)
+        for imported in written:
+            typer.echo(f"imported {imported.article} -> {os.path.relpath(imported.path)}")
+        report(problems)
+        if errors(problems):
+            raise typer.Exit(1)
+
+
 class SchemaName(StrEnum):
     claim = "claim"
     sources = "sources"

@@ -253,8 +253,8 @@ _ENTITY = re.compile(r"&(?=#?\w+;)")
 
 def escape_markdown(text: str) -> str:
     """Text that Markdown will render back as exactly this text."""
+    text = _ENTITY.sub("&amp;", text)  # before `#` is escaped: `&\#169;` is still ©
     text = _MD_SPECIAL.sub(r"\\\1", text)
-    text = _ENTITY.sub("&amp;", text)
     text = text.replace("<", "&lt;")
     return _MD_LINE_START.sub(lambda m: m[1] + m[2][:-1] + "\\" + m[2][-1], text)
 
