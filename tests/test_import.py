@@ -94,7 +94,7 @@ def test_imported_claim_is_a_draft_that_checks_with_warnings_only(factually: Pat
     check = run_cli("check", cwd=factually)
     assert check.code == 0, check.err
     assert check.err.count("[incomplete-source]") == 8
-    assert "0 error(s), 8 warning(s)" in check.err
+    assert "\n0 error(s), " in check.err
 
 
 HOSTILE = [
