@@ -150,6 +150,22 @@ def build(
 
 
 @app.command()
+def serve(
+    port: Annotated[
+        int, typer.Option("--port", "-p", help="The port on 127.0.0.1 (0: any free port).")
+    ] = 8000,
+) -> None:
+    """Preview the site with drafts on localhost; rebuild and reload the page on every change.
+
+    Example: claimpress serve --port 8000, then open http://127.0.0.1:8000/
+    """
+    from .serve import serve as run
+
+    with handled():
+        run(State.project, port=port)
+
+
+@app.command()
 def export(
     claim: Annotated[str, typer.Argument(help="The claim: its slug or its file.")],
     format: Annotated[

@@ -60,9 +60,9 @@ class BuildReport:
     files: int
 
 
-def plan_site(project: Project, *, drafts: bool = False) -> Plan:
-    """Render every output of the site in memory."""
-    renderer = Renderer(project.root, project.site)
+def plan_site(project: Project, *, drafts: bool = False, live: bool = False) -> Plan:
+    """Render every output of the site in memory; `live` pages load `serve`'s reload script."""
+    renderer = Renderer(project.root, project.site, live=live)
     plan = Plan()
     pages = project.published(drafts=drafts)
     for page in pages:
@@ -247,9 +247,9 @@ def build_search_index(folder: Path) -> None:
         raise OutputError(str(exc)) from None
 
 
-def build(project: Project, out: Path, *, drafts: bool = False) -> BuildReport:
+def build(project: Project, out: Path, *, drafts: bool = False, live: bool = False) -> BuildReport:
     """Render the whole site, then replace `out` with it in one step."""
     target = check_out_dir(out, project.root)
-    plan = plan_site(project, drafts=drafts)
+    plan = plan_site(project, drafts=drafts, live=live)
     write_site(plan, target, before_swap=build_search_index)
     return BuildReport(target, len(project.published(drafts=drafts)), len(plan.files))

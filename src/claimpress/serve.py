@@ -1,0 +1,171 @@
+"""`claimpress serve`: a local preview that rebuilds on every change and reloads the browser.
+
+The site is built with drafts into a temporary folder (never `build/`) and served on
+localhost by a real HTTP server. A watcher rebuilds it when claims, the registry, the
+templates, site.yaml or about.md change; the open tab polls a version number and reloads
+when it moves. A build that fails shows its problems in the terminal and, in place of
+the site, in the browser; the server keeps running until the next good build.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import http.server
+import json
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+
+import watchfiles
+
+from .load import CLAIMS_DIR, FIGURES_DIR, SITE_FILE, SOURCES_DIR
+from .problems import ProblemsFound, errors
+from .project import gather, require_clean
+from .render import THEME_DIR
+from .site import ABOUT_FILE, OutputError, build
+
+WATCHED_DIRS = (CLAIMS_DIR, SOURCES_DIR, FIGURES_DIR, THEME_DIR)
+WATCHED_FILES = (SITE_FILE, ABOUT_FILE)
+PREFIX = "/_claimpress/"
+"""Where the server answers for itself: the reload script and the site's version."""
+LIVERELOAD_JS = Path(__file__).with_name("livereload.js")
+
+
+class Preview:
+    """The previewed site: where it is built, its version, and the last build's error."""
+
+    def __init__(self, root: Path, out: Path) -> None:
+        self.root = root
+        self.out = out
+        self.version = 0
+        self.error: str | None = None
+        self.lock = threading.Lock()
+
+    def rebuild(self) -> None:
+        """Build the site with drafts; on failure keep the problems to show in the page."""
+        error: str | None = None
+        try:
+            project = gather(self.root)
+            require_clean(project)
+            for problem in project.problems:
+                print(problem, file=sys.stderr)
+            report = build(project, self.out, drafts=True, live=True)
+            print(f"built {report.claims} claim(s), {report.files} file(s)", flush=True)
+        except ProblemsFound as exc:
+            lines = [str(p) for p in exc.problems]
+            n = len(errors(exc.problems))
+            lines.append(f"{n} error(s), {len(exc.problems) - n} warning(s)")
+            error = "\n".join(lines)
+        except (OutputError, OSError) as exc:
+            error = str(exc)
+        if error is not None:
+            print(f"build failed; the browser shows the problems:\n{error}", file=sys.stderr)
+        sys.stderr.flush()
+        with self.lock:
+            self.error = error
+            self.version += 1
+
+    def relevant(self, change: watchfiles.Change, path: str) -> bool:
+        """Whether a changed file is an input of the site."""
+        try:
+            rel = Path(path).relative_to(self.root)
+        except ValueError:
+            return False
+        if not rel.parts or not watchfiles.DefaultFilter()(change, path):
+            return False
+        return rel.as_posix() in WATCHED_FILES or rel.parts[0] in WATCHED_DIRS
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Serves the built folder, the reload script and version, or the error page."""
+
+    preview: Preview
+
+    def end_headers(self) -> None:
+        self.send_header("Cache-Control", "no-store")
+        super().end_headers()
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        with self.preview.lock:
+            version, error = str(self.preview.version), self.preview.error
+        if path == PREFIX + "version":
+            self._send(200, "text/plain; charset=utf-8", version)
+        elif path == PREFIX + "livereload.js":
+            script = LIVERELOAD_JS.read_text("utf-8")
+            script = script.replace("CLAIMPRESS_VERSION", json.dumps(version))
+            self._send(200, "text/javascript; charset=utf-8", script)
+        elif error is not None and (path.endswith(("/", ".html"))):
+            self._send(500, "text/html; charset=utf-8", error_page(error))
+        else:
+            super().do_GET()
+
+    def _send(self, status: int, content_type: str, body: str) -> None:
+        data = body.encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def error_page(error: str) -> str:
+    """The page shown instead of the site while the project does not build."""
+    return (
+        '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        "<title>Build failed — claimpress serve</title>\n"
+        f'<script src="{PREFIX}livereload.js" defer></script>\n</head>\n<body>\n'
+        '<main id="main">\n<h1>The site does not build</h1>\n'
+        "<p>Fix these problems; this page reloads when the site builds again.</p>\n"
+        f'<pre class="build-error">{html.escape(error)}</pre>\n</main>\n</body>\n</html>\n'
+    )
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def _temporary_site() -> Iterator[Path]:
+    folder = Path(tempfile.mkdtemp(prefix="claimpress-serve-"))
+    try:
+        yield folder / "site"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def serve(root: Path, *, port: int = 8000, host: str = "127.0.0.1") -> None:
+    """Build, serve on http://host:port/ and rebuild on every change until interrupted."""
+    root = root.absolute()
+    signal.signal(signal.SIGTERM, _stop)
+    with _temporary_site() as out:
+        preview = Preview(root, out)
+        handler = type("Handler", (_Handler,), {"preview": preview})
+        server = http.server.ThreadingHTTPServer(
+            (host, port), functools.partial(handler, directory=str(out))
+        )
+        server.daemon_threads = True
+        preview.rebuild()
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        url = f"http://{host}:{server.server_address[1]}/"
+        print(f"serving {url} (drafts shown); watching for changes, Ctrl-C to stop", flush=True)
+        try:
+            for _ in watchfiles.watch(root, watch_filter=preview.relevant, debounce=400):
+                preview.rebuild()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.shutdown()
+            server.server_close()

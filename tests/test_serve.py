@@ -1,0 +1,98 @@
+"""`claimpress serve` live: a real server in a subprocess, a real browser tab that reloads
+by itself when a claim changes, and a broken claim shown in the page and the terminal."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+WAIT_MS = 60_000
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen  # type: ignore[type-arg]
+    out: Path
+    err: Path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def server(rich: Path, tmp_path: Path) -> Iterator[Server]:
+    """`claimpress serve --port N` on the rich project, started as a user would."""
+    port = free_port()
+    out, err = tmp_path / "serve.out", tmp_path / "serve.err"
+    with open(out, "wb") as stdout, open(err, "wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "claimpress", "serve", "--port", str(port)],
+            cwd=rich, stdout=stdout, stderr=stderr, env={**os.environ, "COLUMNS": "200"})
+    try:
+        deadline = time.monotonic() + WAIT_MS / 1000
+        while "serving http://" not in out.read_text():
+            assert process.poll() is None, err.read_text()
+            assert time.monotonic() < deadline, "serve did not start"
+            time.sleep(0.05)
+        yield Server(f"http://127.0.0.1:{port}/", process, out, err)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert not (rich / "build").exists(), "serve must not write build/"
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+def test_open_page_reloads_with_the_change(server: Server, rich: Path, browser) -> None:  # type: ignore[no-untyped-def]
+    page = browser.new_page()
+    page.goto(server.url + "claims/is-the-sky-blue/")
+    expect(page.locator(".summary")).to_contain_text("The sky looks blue on clear days")
+    edit(rich / "claims/is-the-sky-blue.yaml", "looks blue on", "looks azure on")
+    expect(page.locator(".summary")).to_contain_text("The sky looks azure on clear days",
+                                                     timeout=WAIT_MS)
+    page.close()
+
+
+def test_drafts_are_shown_marked_draft(server: Server, browser) -> None:  # type: ignore[no-untyped-def]
+    page = browser.new_page()
+    page.goto(server.url)
+    expect(page.locator(".claim-list")).to_contain_text("Is this a draft?")
+    page.goto(server.url + "claims/a-draft-in-progress/")
+    expect(page.locator(".draft-banner")).to_have_text("DRAFT — not published")
+    page.close()
+
+
+def test_broken_claim_shows_its_error_and_the_server_keeps_running(
+    server: Server, rich: Path, browser  # type: ignore[no-untyped-def]
+) -> None:
+    page = browser.new_page()
+    page.goto(server.url + "claims/is-the-sky-blue/")
+    claim = rich / "claims/is-the-sky-blue.yaml"
+    good = claim.read_text()
+    claim.write_text(good.replace("checked_on: 2026-01-16", "checked_on: 2026-13-45"))
+    expect(page.locator("h1")).to_have_text("The site does not build", timeout=WAIT_MS)
+    expect(page.locator(".build-error")).to_contain_text("claims/is-the-sky-blue.yaml:2:")
+    assert "claims/is-the-sky-blue.yaml:2:" in server.err.read_text()
+    claim.write_text(good.replace("looks blue on", "looks green on"))
+    expect(page.locator(".summary")).to_contain_text("looks green on", timeout=WAIT_MS)
+    assert server.process.poll() is None
+    page.close()
