@@ -232,11 +232,35 @@ def render(
     fragment = markdown_html(parsed.template)
     if inline:
         fragment = unwrap_paragraph(fragment)
+    markdown_text = (
+        parsed.template
+        if markdown_is_inert(parsed.template)
+        else escape_markdown(html_text(fragment))
+    )
     return Block(
         html=Markup(fill(fragment, html_values)),
         text=fill(html_text(fragment), text_values),
-        markdown=fill(parsed.template, markdown_values),
+        markdown=fill(markdown_text, markdown_values),
     )
+
+
+_TAG_START = re.compile(r"<[A-Za-z/!?]")
+_LINK_TARGET = re.compile(r"\]\s*\(\s*<?([^)\s>]*)|^\s{0,3}\[[^\]]+\]:\s*<?(\S*)", re.MULTILINE)
+_SAFE_TARGET = re.compile(r"^(?:https?:|mailto:|#|/|\.|[^:]*$)", re.IGNORECASE)
+_INVISIBLE = re.compile(r"[\x00-\x20\x7f-\x9f]+")
+
+
+def markdown_is_inert(template: str) -> bool:
+    """True when Markdown holds no raw HTML and links only to http(s), mailto or relative
+    targets, in any Markdown renderer: then an export may carry it as written; otherwise the
+    export carries its sanitized plain text."""
+    if _TAG_START.search(template):
+        return False
+    for match in _LINK_TARGET.finditer(template):
+        target = _INVISIBLE.sub("", html.unescape(match[1] or match[2] or ""))
+        if not _SAFE_TARGET.match(target):
+            return False
+    return True
 
 
 def plain_block(text: str) -> Block:

@@ -58,6 +58,8 @@ class Renderer:
         )
         self.env.filters["date"] = self.format_date
         self.env.filters["md"] = prose.escape_markdown
+        # A checked URL holds no space or `<>`; only parentheses could end a Markdown link.
+        self.env.filters["mdurl"] = lambda url: url.replace("(", "%28").replace(")", "%29")
         self.env.filters["isodate"] = lambda d: d.isoformat() if d else ""
         self.env.globals.update(site=site, disclaimer=self.disclaimer, version=__version__)
         self.env.globals.update(livereload=live, slugify=slugify)
