@@ -107,6 +107,14 @@ def test_no_injected_script_runs_in_a_real_browser(hostile: Path, browser,  # ty
         if path == "404.html":  # its links start at the site's path on its server, /sub/
             events[:] = [e for e in events if "Failed to load resource" not in e]
         assert events == [], path
+    # Search the index for the corpus: results show the hostile text as text.
+    tab.goto(base + "search/?q=pwned")
+    tab.wait_for_selector("#search-results li")
+    assert "<script>window.__pwned=1" in tab.inner_text("#search-results")
+    assert tab.evaluate("document.querySelectorAll('#search-results script, "
+                        "#search-results img, #search-results iframe').length") == 0
+    assert tab.evaluate("window.__pwned") is None
+    assert events == [], "search"
     tab.close()
 
 
