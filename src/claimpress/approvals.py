@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -26,6 +26,9 @@ from .model import Claim, Figure, Site, Source, Status
 from .problems import Problem
 from .resolve import Page, Registry, build_registry, resolve_claim
 from .yamltree import Node
+
+if TYPE_CHECKING:
+    from .project import Project
 
 APPROVALS_DIR = "approvals"
 
@@ -291,3 +294,74 @@ def _dump(entries: Mapping[str, BaseModel]) -> dict[str, Any]:
 
 def _iso(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Signed:
+    """What `approve` or `submit` did, for the terminal."""
+
+    path: Path
+    """The claim file."""
+    status: Status
+    """The claim's status now."""
+    approval: Path | None = None
+    """The approval file written, if any."""
+    content_hash: str = ""
+
+
+def _claim_for(project: Project, name: str) -> tuple[Page, ClaimFile]:
+    """The claim named on the command line, refusing one with errors."""
+    slug = Path(name).stem if name.endswith((".yaml", ".yml")) else name
+    file = next((c for c in project.claims if c.slug == slug), None)
+    if file is None:
+        known = ", ".join(c.slug for c in project.claims)
+        raise ApprovalError(f"no claim `{name}`; known: {known}")
+    shared = {e.file.rel for e in project.registry.sources.values()}
+    shared |= {e.file.rel for e in project.registry.figures.values()}
+    broken = [
+        p
+        for p in project.problems
+        if p.severity == "error" and (p.path == file.rel or p.path in shared)
+    ]
+    page = next((p for p in project.pages if p.slug == slug), None)
+    if broken or page is None:
+        raise ApprovalError(f"{file.rel} has errors; fix them first (claimpress check)", broken)
+    return page, file
+
+
+def submit(project: Project, name: str) -> Signed:
+    """Move a draft to review, editing its status line in place."""
+    page, file = _claim_for(project, name)
+    if page.claim.status != "draft":
+        hint = (
+            "it is already in review; approve it with claimpress approve"
+            if page.claim.status == "review"
+            else "it is published; edit it, then approve the edit with claimpress approve"
+        )
+        raise ApprovalError(f"{file.rel}: only a draft can be submitted; {hint}")
+    path = project.root / "claims" / f"{file.slug}{Path(file.rel).suffix}"
+    write_atomic(path, set_status(file, "review"))
+    return Signed(path, "review")
+
+
+def approve(project: Project, name: str, by: str, note: str | None, at: dt.datetime) -> Signed:
+    """Approve a claim in review (or an edit of a published one): record who, when and the
+    hash of its content with a snapshot in approvals/<slug>.json, and publish it."""
+    page, file = _claim_for(project, name)
+    if not by.strip() or "\n" in by:
+        raise ApprovalError("--by needs the approver's name, on one line")
+    if page.claim.status == "draft":
+        raise ApprovalError(
+            f"{file.rel} is a draft; submit it for review first: claimpress submit {file.slug}"
+        )
+    data = file.data if page.claim.status == "published" else set_status(file, "published")
+    folder = project.root / APPROVALS_DIR
+    target = folder / f"{file.slug}.json"
+    record = approval_json(
+        page, project.registry, data, by.strip(), at, note, project.approvals.get(file.slug)
+    )
+    write_atomic(target, record)
+    path = project.root / "claims" / f"{file.slug}{Path(file.rel).suffix}"
+    if data != file.data:
+        write_atomic(path, data)
+    return Signed(path, "published", target, content_hash(page, project.registry))

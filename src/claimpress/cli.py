@@ -283,6 +283,56 @@ def import_(
             raise typer.Exit(1)
 
 
+@app.command()
+def submit(
+    claim: Annotated[str, typer.Argument(help="The claim: its slug or its file.")],
+) -> None:
+    """Send a draft for review: its status line becomes `status: review` (the rest of the
+    file is untouched). Refused for a claim with errors.
+
+    Example: claimpress submit what-percentage-of-tips-does-ncmec-actually-pursue
+    """
+    from . import approvals
+
+    with handled():
+        try:
+            signed = approvals.submit(load(), claim)
+        except approvals.ApprovalError as exc:
+            report(exc.problems)
+            fail(str(exc))
+        typer.echo(f"{os.path.relpath(signed.path)}: status: review; next: claimpress review")
+
+
+@app.command()
+def approve(
+    claim: Annotated[str, typer.Argument(help="The claim: its slug or its file.")],
+    by: Annotated[str, typer.Option("--by", help="Who approves it (the editor's name).")],
+    note: Annotated[
+        str | None, typer.Option("--note", help="A note kept with the approval.")
+    ] = None,
+) -> None:
+    """Approve a claim in review, or the edit of a published claim: record who and when
+    with a hash of its content (shared sources and figures included) in
+    approvals/<slug>.json, and set `status: published`. Refused for a claim with errors.
+
+    Example: claimpress approve what-percentage-of-tips-does-ncmec-actually-pursue --by "A. Editor"
+    """
+    from . import approvals, clock
+
+    with handled():
+        try:
+            signed = approvals.approve(load(), claim, by, note, clock.now())
+        except approvals.ApprovalError as exc:
+            report(exc.problems)
+            fail(str(exc))
+        assert signed.approval is not None
+        typer.echo(
+            f"{os.path.relpath(signed.path)}: approved by {by.strip()} "
+            f"({signed.content_hash[:19]}); status: published; "
+            f"recorded in {os.path.relpath(signed.approval)} (commit it with the claim)"
+        )
+
+
 class SchemaName(StrEnum):
     claim = "claim"
     sources = "sources"
