@@ -210,9 +210,11 @@ def rich(tmp_path: Path) -> Path:
 
 
 def tree(root: Path) -> dict[str, bytes]:
-    """Every file under `root` with its bytes, for byte-identical comparisons."""
+    """Every file under `root` with its bytes, for byte-identical comparisons (the build
+    cache, `.claimpress-cache/`, aside: writing it is not a change to the project)."""
     return {p.relative_to(root).as_posix(): p.read_bytes()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+            for p in sorted(root.rglob("*"))
+            if p.is_file() and ".claimpress-cache" not in p.relative_to(root).parts}
 
 
 # --- Real browser and real server, shared by the browser tests ------------------------------

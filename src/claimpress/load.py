@@ -256,12 +256,15 @@ def _step(typ: Any, part: str | int) -> Any:
     return None
 
 
-def load_claim(path: Path, rel: str) -> tuple[ClaimFile | None, list[Problem]]:
-    """One claim file, validated, or every problem found in it."""
+def load_claim(
+    path: Path, rel: str, data: bytes | None = None
+) -> tuple[ClaimFile | None, list[Problem]]:
+    """One claim file (its bytes when already read), validated, or every problem in it."""
     problem = slug_problem(path.stem)
     if problem:
         return None, [Problem(rel, 0, 0, "", problem)]
-    data, problems = read(path, rel)
+    if data is None:
+        data, problems = read(path, rel)
     if data is None:
         return None, problems
     claim, root, problems = parse_model(data, rel, Claim)
@@ -270,9 +273,13 @@ def load_claim(path: Path, rel: str) -> tuple[ClaimFile | None, list[Problem]]:
     return ClaimFile(rel, root, path.stem, claim, hashlib.sha256(data).hexdigest(), data), []
 
 
-def load_registry(path: Path, rel: str, kind: str) -> tuple[RegistryFile | None, list[Problem]]:
-    """A file under `sources/` or `figures/`: a mapping of keys to sources or figures."""
-    data, problems = read(path, rel)
+def load_registry(
+    path: Path, rel: str, kind: str, data: bytes | None = None
+) -> tuple[RegistryFile | None, list[Problem]]:
+    """A file under `sources/` or `figures/` (its bytes when already read): a mapping of
+    keys to sources or figures."""
+    if data is None:
+        data, problems = read(path, rel)
     if data is None:
         return None, problems
     value, root, problems = parse_model(data, rel, _SHAPES[kind])

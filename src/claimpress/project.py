@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import pickle
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from babel.dates import format_date, tokenize_pattern
 
 from . import clock, lint
 from .approvals import Approval, approved_page, content_hash, load_approvals
+from .cache import Cache
 from .load import (
     CLAIMS_DIR,
     FIGURES_DIR,
@@ -27,8 +29,10 @@ from .load import (
     load_claim,
     load_registry,
     load_site,
+    read,
 )
 from .model import Site
+from .parallel import fork_map, gc_paused
 from .problems import Problem, ProblemsFound, errors
 from .resolve import Page, Registry, build_registry, link_follow_ups, resolve_claim
 
@@ -126,6 +130,11 @@ def gather(root: Path, today: dt.date | None = None) -> Project:
     """Load, resolve and lint the project at `root` as of `today` (default: the clock, or
     CLAIMPRESS_NOW); raises ProblemsFound when nothing can be built at all (no readable
     site.yaml), otherwise records problems on the project."""
+    with gc_paused():
+        return _gather(root, today)
+
+
+def _gather(root: Path, today: dt.date | None) -> Project:
     root = root.absolute()
     today = today or clock.today()
     site, site_file, problems = load_site(root / SITE_FILE, display_path(root / SITE_FILE))
@@ -145,12 +154,15 @@ def gather(root: Path, today: dt.date | None = None) -> Project:
     if bad_format:
         problems.append(site_file.problem(("date_format",), bad_format))
     registry_files: list[RegistryFile] = []
+    context = [site.model_dump_json().encode(), str(Path.cwd()).encode()]
     for folder in (SOURCES_DIR, FIGURES_DIR):
         for path, rel, problem in input_files(root, folder):
             if problem:
                 problems.append(problem)
                 continue
-            loaded, found = load_registry(path, rel, folder)
+            data, found = read(path, rel)
+            context += [rel.encode(), data or b""]
+            loaded, found = load_registry(path, rel, folder, data) if data else (None, found)
             problems += found
             if loaded:
                 registry_files.append(loaded)
@@ -159,19 +171,30 @@ def gather(root: Path, today: dt.date | None = None) -> Project:
 
     claims: list[ClaimFile] = []
     pages: list[Page] = []
-    for path, rel, problem in input_files(root, CLAIMS_DIR):
-        if problem:
-            problems.append(problem)
-            continue
-        claim, found = load_claim(path, rel)
+    cache = Cache(root, context)
+
+    def one(item: tuple[Path, str, Problem | None]) -> tuple[str, bytes]:
+        path, rel, problem = item
+        data, found = (None, [problem]) if problem else read(path, rel)
+        if data is None:
+            return "", pickle.dumps((None, None, found))
+        key = cache.key(rel, data)
+        blob = cache.get(key)
+        if blob is None:
+            blob = pickle.dumps(_load_and_resolve(path, rel, data, registry, site), protocol=5)
+            cache.put(key, blob)
+        return key, blob
+
+    used: set[str] = set()
+    for key, blob in fork_map(one, list(input_files(root, CLAIMS_DIR))):
+        used.add(key)
+        claim, page, found = pickle.loads(blob)
         problems += found
-        if claim is None:
-            continue
-        claims.append(claim)
-        page, found = resolve_claim(claim, registry, site)
-        problems += found
+        if claim is not None:
+            claims.append(claim)
         if page is not None:
             pages.append(page)
+    cache.prune(used)
     seen: dict[str, ClaimFile] = {}
     for claim in claims:
         if claim.slug in seen:
@@ -212,6 +235,21 @@ def gather(root: Path, today: dt.date | None = None) -> Project:
         approved,
         today,
     )
+
+
+Loaded = tuple[ClaimFile | None, Page | None, list[Problem]]
+"""One claim file gathered: the validated file, its resolved page, the problems found."""
+
+
+def _load_and_resolve(
+    path: Path, rel: str, data: bytes, registry: Registry, site: Site
+) -> Loaded:
+    """One claim file from its bytes: validated, then resolved."""
+    claim, found = load_claim(path, rel, data)
+    if claim is None:
+        return None, None, found
+    page, more = resolve_claim(claim, registry, site)
+    return claim, page, found + more
 
 
 def require_clean(project: Project, *, strict: bool = False) -> None:

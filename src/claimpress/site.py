@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from . import listing, prose, search
+from .parallel import fork_map, gc_paused
 from .project import Project
 from .render import Renderer, default_theme, theme_dirs
 from .resolve import Page, open_questions
@@ -65,12 +66,16 @@ def plan_site(project: Project, *, drafts: bool = False, live: bool = False) -> 
     renderer = Renderer(project.root, project.site, live=live)
     plan = Plan()
     pages = project.published(drafts=drafts)
-    for page in pages:
-        base = f"claims/{page.slug}/"
+
+    def claim_files(page: Page) -> tuple[bytes, ...]:
         draft = page.claim.status != "published"
-        plan.add(base + "index.html", renderer.claim_html(page, draft=draft), page.file.rel)
-        plan.add(base + "index.txt", renderer.claim_text(page), page.file.rel)
-        plan.add(base + "index.json", renderer.claim_json(page), page.file.rel)
+        outputs = renderer.claim_html(page, draft=draft), renderer.claim_text(page)
+        return tuple(o.encode() for o in (*outputs, renderer.claim_json(page)))
+
+    for page, files in zip(pages, fork_map(claim_files, pages), strict=True):
+        base = f"claims/{page.slug}/"
+        for name, data in zip(("index.html", "index.txt", "index.json"), files, strict=True):
+            plan.add(base + name, data, page.file.rel)
     plan.add("index.html", renderer.index_html(pages, drafts=drafts), "the index page")
     plan.add(
         "open-questions/index.html",
@@ -250,6 +255,7 @@ def build_search_index(folder: Path) -> None:
 def build(project: Project, out: Path, *, drafts: bool = False, live: bool = False) -> BuildReport:
     """Render the whole site, then replace `out` with it in one step."""
     target = check_out_dir(out, project.root)
-    plan = plan_site(project, drafts=drafts, live=live)
+    with gc_paused():
+        plan = plan_site(project, drafts=drafts, live=live)
     write_site(plan, target, before_swap=build_search_index)
     return BuildReport(target, len(project.published(drafts=drafts)), len(plan.files))
