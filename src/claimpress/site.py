@@ -11,8 +11,10 @@ import ctypes
 import ctypes.util
 import errno
 import fcntl
+import hashlib
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +29,8 @@ from .resolve import Page, open_questions
 
 MARKER = ".claimpress-build"
 """Present in every folder claimpress writes; it deletes no folder without it."""
+MANIFEST = ".claimpress-manifest"
+"""In a build: the digest of each file, so the next build rewrites only what changed."""
 
 
 class OutputError(Exception):
@@ -208,9 +212,37 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(code, os.strerror(code), str(b))
 
 
-def write_site(plan: Plan, out: Path, *, before_swap: Callable[[Path], None] | None = None) -> None:
+def _manifest(out: Path) -> dict[str, str]:
+    """The digest of every file of the build at `out`, as its manifest recorded them."""
+    try:
+        if not (out / MARKER).is_file():
+            return {}
+        text = (out / MANIFEST).read_text("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return {}
+    return dict(line.split(" ", 1)[::-1] for line in text.splitlines() if " " in line)
+
+
+def _reuse(old: Path, new: Path, size: int) -> bool:
+    """Hard-link an unchanged file of the previous build into the new one, when it is
+    still the regular file of the expected size that the manifest describes."""
+    try:
+        info = old.lstat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size != size:
+            return False
+        os.link(old, new, follow_symlinks=False)
+    except OSError:
+        return False
+    return True
+
+
+def write_site(
+    plan: Plan, out: Path, *, before_swap: Callable[[Path], None] | None = None
+) -> int:
     """Write the planned files into a fresh folder and swap it in for `out`; `before_swap`
-    runs on the fresh folder first (the search index is built there)."""
+    runs on the fresh folder first (the search index is built there). Return how many
+    files changed: files identical to the previous build's are hard-linked from it, not
+    rewritten; the previous build is never modified, only replaced whole."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with _locked(out):
         for old in _leftovers(out):
@@ -218,14 +250,23 @@ def write_site(plan: Plan, out: Path, *, before_swap: Callable[[Path], None] | N
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
         try:
             (tmp / MARKER).write_text("written by claimpress; safe to delete\n")
+            previous = _manifest(out)
+            manifest: list[str] = []
+            written = 0
             made: set[Path] = set()
             for rel, data in sorted(plan.files.items()):
                 path = tmp / rel
                 if path.parent not in made:
                     path.parent.mkdir(parents=True, exist_ok=True)
                     made.add(path.parent)
+                digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+                manifest.append(f"{digest} {rel}\n")
+                if previous.get(rel) == digest and _reuse(out / rel, path, len(data)):
+                    continue
+                written += 1
                 with open(path, "xb") as handle:
                     handle.write(data)
+            (tmp / MANIFEST).write_text("".join(manifest), "utf-8")
             if before_swap is not None:
                 before_swap(tmp)
             if out.exists():
@@ -237,11 +278,12 @@ def write_site(plan: Plan, out: Path, *, before_swap: Callable[[Path], None] | N
                     tmp = old
             else:
                 os.rename(tmp, out)
-                return
+                return written
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         shutil.rmtree(tmp, ignore_errors=True)
+        return written
 
 
 def build_search_index(folder: Path) -> None:

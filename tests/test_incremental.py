@@ -1,0 +1,138 @@
+"""Warm builds (cache and previous build reused) are byte-identical to cold ones, always."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import pytest
+
+from claimpress import parallel
+from claimpress.cache import CACHE_DIR
+from claimpress.project import gather
+from claimpress.site import MANIFEST, build
+from conftest import REPO, tree
+
+
+def _generator():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("generate", REPO / "benchmarks" / "generate.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class Builds:
+    """A project built warm in place, and the same project built cold for comparison."""
+
+    def __init__(self, root: Path, scratch: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.root, self.scratch, self.monkeypatch, self.n = root, scratch, monkeypatch, 0
+
+    def warm(self) -> dict[str, bytes]:
+        build(gather(self.root), self.root / "build")
+        return tree(self.root / "build")
+
+    def cold(self) -> dict[str, bytes]:
+        self.n += 1
+        out = self.scratch / f"cold-{self.n}"
+        with self.monkeypatch.context() as m:
+            m.setenv("CLAIMPRESS_NO_CACHE", "1")
+            build(gather(self.root), out)
+        return tree(out)
+
+    def same(self) -> dict[str, bytes]:
+        warm = self.warm()
+        assert warm == self.cold()
+        return warm
+
+
+@pytest.fixture
+def builds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Builds:
+    root = tmp_path / "site"
+    _generator().generate(root, 12)
+    monkeypatch.setattr(parallel, "MIN_ITEMS", 4)  # exercise the forked workers too
+    monkeypatch.setenv("CLAIMPRESS_JOBS", "2")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    return Builds(root, tmp_path, monkeypatch)
+
+
+def _inodes(out: Path) -> dict[str, int]:
+    return {p.relative_to(out).as_posix(): p.stat().st_ino for p in out.rglob("*") if p.is_file()}
+
+
+def test_warm_builds_match_cold_builds_through_every_kind_of_edit(builds: Builds) -> None:
+    root = builds.root
+    claims = sorted((root / "claims").iterdir())
+    first = builds.same()
+    assert len(list((root / CACHE_DIR / "claims").iterdir())) == 12
+    assert builds.same() == first
+
+    # One claim edited: only its own files (and lists that show it) are rewritten.
+    before = _inodes(root / "build")
+    claims[3].write_text(claims[3].read_text().replace("summary: >-\n", "summary: >-\n  New.\n"))
+    edited = builds.same()
+    after = _inodes(root / "build")
+    changed = {rel for rel in after if before.get(rel) != after[rel]}
+    slug = claims[3].stem
+    assert {f"claims/{slug}/index.html", f"claims/{slug}/index.json"} <= changed
+    assert f"claims/{claims[4].stem}/index.html" not in changed
+    assert "static/style.css" not in changed
+    assert edited != first
+
+    # A question that another claim's follow-up points to: that other page changes too.
+    text = claims[0].read_text()
+    question = text.split("\n", 1)[0].removeprefix("question: ")
+    claims[0].write_text(text.replace(question, "Is this a brand new question?", 1))
+    builds.same()
+
+    # Renamed and deleted claims: their old pages disappear.
+    claims[5].rename(root / "claims" / "renamed-claim.yaml")
+    claims[6].unlink()
+    renamed = builds.same()
+    assert "claims/renamed-claim/index.html" in renamed
+    assert not any(rel.startswith((f"claims/{claims[5].stem}/", f"claims/{claims[6].stem}/"))
+                   for rel in renamed)
+
+    # Shared registry, site settings and templates.
+    shared = root / "figures" / "shared.yaml"
+    shared.write_text(shared.read_text().replace("value: ", "value: 7", 1))
+    builds.same()
+    sources = root / "sources" / "shared.yaml"
+    sources.write_text(sources.read_text().replace("Shared dataset", "Common dataset"))
+    builds.same()
+    site = root / "site.yaml"
+    site.write_text(site.read_text().replace("Benchmark Checks", "Renamed Checks"))
+    builds.same()
+    (root / "templates").mkdir()
+    theme = (REPO / "templates" / "claim.html").read_text()
+    (root / "templates" / "claim.html").write_text(
+        theme.replace("</article>", "</article><!-- override -->", 1)
+    )
+    assert b"<!-- override -->" in builds.same()[f"claims/{claims[4].stem}/index.html"]
+    shutil.rmtree(root / "templates")
+    assert b"<!-- override -->" not in builds.same()[f"claims/{claims[4].stem}/index.html"]
+
+    # A claim that turns invalid, then valid again.
+    claims[4].write_text(claims[4].read_text().replace("checked_on:", "checked_onn:"))
+    assert any(p.field == "checked_onn" for p in gather(root).problems)
+    claims[4].write_text(claims[4].read_text().replace("checked_onn:", "checked_on:"))
+    builds.same()
+
+
+def test_a_tampered_cache_entry_is_ignored(builds: Builds) -> None:
+    first = builds.same()
+    for entry in (builds.root / CACHE_DIR / "claims").iterdir():
+        data = bytearray(entry.read_bytes())
+        data[-40] ^= 1  # a planted or damaged pickle: the signature no longer matches
+        entry.write_bytes(bytes(data))
+    assert builds.same() == first
+
+
+def test_a_build_file_changed_by_hand_is_rewritten_not_reused(builds: Builds) -> None:
+    first = builds.same()
+    page = builds.root / "build" / "index.html"
+    page.unlink()
+    page.write_text("edited by hand")
+    assert builds.same() == first
+    assert (builds.root / "build" / MANIFEST).is_file()
