@@ -241,9 +241,7 @@ Loaded = tuple[ClaimFile | None, Page | None, list[Problem]]
 """One claim file gathered: the validated file, its resolved page, the problems found."""
 
 
-def _load_and_resolve(
-    path: Path, rel: str, data: bytes, registry: Registry, site: Site
-) -> Loaded:
+def _load_and_resolve(path: Path, rel: str, data: bytes, registry: Registry, site: Site) -> Loaded:
     """One claim file from its bytes: validated, then resolved."""
     claim, found = load_claim(path, rel, data)
     if claim is None:

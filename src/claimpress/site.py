@@ -236,9 +236,7 @@ def _reuse(old: Path, new: Path, size: int) -> bool:
     return True
 
 
-def write_site(
-    plan: Plan, out: Path, *, before_swap: Callable[[Path], None] | None = None
-) -> int:
+def write_site(plan: Plan, out: Path, *, before_swap: Callable[[Path], None] | None = None) -> int:
     """Write the planned files into a fresh folder and swap it in for `out`; `before_swap`
     runs on the fresh folder first (the search index is built there). Return how many
     files changed: files identical to the previous build's are hard-linked from it, not
