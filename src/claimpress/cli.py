@@ -333,6 +333,42 @@ def approve(
         )
 
 
+@app.command()
+def review(
+    claims: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Claims to review (slugs or files); default: every draft, every "
+            "claim in review and every published claim changed since its approval."
+        ),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the bundle.")] = Path(
+        "review"
+    ),
+) -> None:
+    """Write the review bundle: each claim as it will be published, beside its checklist of
+    findings, its figures with their derivations, its citations and its changes since the
+    last approval. Open review/index.html in a browser.
+
+    Example: claimpress review && xdg-open review/index.html
+    """
+    from .review import ReviewError, summary_lines, write_review
+
+    with handled():
+        project = load()
+        out_dir = out if out.is_absolute() else State.project / out
+        try:
+            bundle = write_review(project, out_dir, list(claims or []))
+        except ReviewError as exc:
+            fail(str(exc))
+        for line in summary_lines(bundle):
+            typer.echo(line)
+        typer.echo(
+            f"wrote the review of {len(bundle.sheets)} claim(s) to "
+            f"{os.path.relpath(out_dir / 'index.html')}"
+        )
+
+
 class SchemaName(StrEnum):
     claim = "claim"
     sources = "sources"
