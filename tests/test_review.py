@@ -1,0 +1,128 @@
+"""`claimpress review` end to end: the bundle shows each claim to review as published, its
+findings, the derivation of each figure and a word-level diff since the last approval.
+The golden sheet is regenerated with `pytest tests/test_review.py --update-golden`."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from claimpress.review import word_diff
+from conftest import run_cli, tree
+
+SLUG = "what-percentage-of-tips-does-ncmec-actually-pursue"
+OTHER = "how-many-cybertipline-escalations-led-to-arrests-or-prosecutions-in-2023"
+GOLDEN = Path(__file__).parent / "golden" / f"review-{SLUG}.html"
+
+
+@pytest.fixture
+def edited(example: Path) -> Path:
+    """The example project: one claim approved, then its prose and a shared figure edited."""
+    claim = example / "claims" / f"{SLUG}.yaml"
+    claim.write_text(claim.read_text().replace("status: published", "status: review"))
+    assert run_cli("approve", SLUG, "--by", "Ann Editor", "--note", "Checked <all> figures",
+                   cwd=example).code == 0
+    claim.write_text(claim.read_text().replace(
+        "tens of millions of reports each year", "tens of millions of tips a year"))
+    figures = example / "figures" / "ncmec.yaml"
+    figures.write_text(figures.read_text().replace("value: 63892", "value: 64210"))
+    return example
+
+
+def sheet(root: Path, slug: str = SLUG) -> str:
+    return (root / "review" / "claims" / slug / "review.html").read_text()
+
+
+def test_review_lists_what_needs_review(edited: Path) -> None:
+    result = run_cli("review", cwd=edited)
+    assert result.code == 0, result.err
+    assert result.out == (
+        f"{SLUG}: published, changed since approval, 0 error(s), 3 warning(s)\n"
+        "wrote the review of 1 claim(s) to review/index.html\n")
+    files = tree(edited / "review")
+    assert f"claims/{SLUG}/index.html" in files and f"claims/{SLUG}/review.html" in files
+    assert f"claims/{OTHER}/review.html" not in files  # published, no approval asked for
+    assert "static/style.css" in files and "static/review.css" in files
+    assert "DRAFT" in files[f"claims/{SLUG}/index.html"].decode()
+
+
+def test_the_sheet_shows_derivations_and_a_word_diff(edited: Path) -> None:
+    assert run_cli("review", cwd=edited).code == 0
+    html = sheet(edited)
+    assert "64,210 ÷ 36.2 million = 0.18%" in html
+    assert "64,210 ÷ 36.2 million = 0.177%" in html
+    assert "<del>reports</del><ins>tips</ins>" in html
+    assert "<del>each year</del><ins>a year</ins>" in html or (
+        "<del>each</del><ins>a</ins>" in html)
+    assert "<del>63,892</del><ins>64,210</ins>" in html
+    assert "Checked &lt;all&gt; figures" in html
+    assert re.search(r'<a href="index.html#source-2" target="page">Source 2</a>:\s+source '
+                     r"`ncmec-cybertipline` has no archived copy", html)
+
+
+def test_golden_review_sheet(edited: Path, request: pytest.FixtureRequest) -> None:
+    assert run_cli("review", cwd=edited).code == 0
+    html = sheet(edited)
+    if request.config.getoption("--update-golden"):
+        GOLDEN.write_text(html, encoding="utf-8")
+    assert html == GOLDEN.read_text(encoding="utf-8"), (
+        "the review sheet changed; if intended, run "
+        "`pytest tests/test_review.py --update-golden` and review the diff")
+
+
+def test_named_claims_and_drafts(example: Path) -> None:
+    claim = example / "claims" / f"{OTHER}.yaml"
+    claim.write_text(claim.read_text().replace("status: published", "status: draft"))
+    result = run_cli("review", "--out", "sheets", cwd=example)
+    assert result.out.splitlines()[0] == f"{OTHER}: draft, never approved, 0 error(s), 0 warning(s)"
+    written = (example / "sheets" / "claims" / OTHER / "review.html").read_text()
+    assert "Never approved: the whole page is new." in written
+    result = run_cli("review", SLUG, cwd=example)
+    assert result.out.startswith(f"{SLUG}: published, never approved")
+    result = run_cli("review", "nope", cwd=example)
+    assert result.code == 1
+    assert result.err.startswith("error: no claim `nope`; known: ")
+
+
+def test_hostile_text_is_escaped_in_the_bundle(project: Path) -> None:
+    claim = project / "claims" / "is-the-sky-blue.yaml"
+    claim.write_text(claim.read_text()
+                     .replace("question: Is the sky blue?",
+                              "question: Is the <script>alert(1)</script> sky blue?")
+                     .replace("status: published", "status: draft")
+                     .replace("title: Sky survey", 'title: "Sky <img src=x onerror=alert(1)>"'))
+    result = run_cli("review", cwd=project)
+    assert result.code == 0, result.err
+    for name, data in tree(project / "review").items():
+        if name.endswith(".html"):
+            text = data.decode()
+            assert "<script>" not in text and "<img src=x" not in text, name
+            Checker().feed(text)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in sheet(project, "is-the-sky-blue")
+
+
+def test_a_claim_with_errors_is_listed_not_shown(project: Path) -> None:
+    (project / "claims" / "broken.yaml").write_text(
+        "question: Broken?\nchecked_on: 2026-01-16\nsummary: x [@nope]\n"
+        "sections: [{heading: Bottom line, body: y}]\n")
+    result = run_cli("review", cwd=project)
+    assert result.code == 0
+    assert "broken: has errors; fix them to review it (claims/broken.yaml)" in result.out
+    index = (project / "review" / "index.html").read_text()
+    assert "unknown source `[@nope]`" in index
+
+
+def test_word_diff_escapes_and_marks_words() -> None:
+    assert word_diff("a <b> c", "a <b> d e") == "a &lt;b&gt; <del>c</del><ins>d e</ins>"
+
+
+class Checker(HTMLParser):
+    """Fails on an event-handler attribute or a javascript: URL."""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            assert not name.startswith("on"), (tag, name)
+            assert not (value or "").strip().lower().startswith("javascript:"), (tag, value)
