@@ -126,3 +126,16 @@ class Checker(HTMLParser):
         for name, value in attrs:
             assert not name.startswith("on"), (tag, name)
             assert not (value or "").strip().lower().startswith("javascript:"), (tag, value)
+
+
+def test_a_finding_quotes_its_sentence(project: Path) -> None:
+    claim = project / "claims" / "is-the-sky-blue.yaml"
+    claim.write_text(claim.read_text().replace(
+        "body: Rayleigh scattering favours short wavelengths [@survey].",
+        "body: Rayleigh scattering favours short wavelengths [@survey]. About 450 nm is blue.")
+        .replace("status: published", "status: draft"))
+    assert run_cli("review", cwd=project).code == 0
+    html = sheet(project, "is-the-sky-blue")
+    assert re.search(r'<a href="index.html#section-1" target="page">Section 1</a>:\s+`450` is '
+                     r"typed into prose", html)
+    assert '<q class="excerpt">About 450 nm is blue.</q>' in html

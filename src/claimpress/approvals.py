@@ -309,6 +309,12 @@ class Signed:
     content_hash: str = ""
 
 
+def shared_files(registry: Registry) -> set[str]:
+    """The registry files (under sources/ and figures/) that define shared entries."""
+    files = {e.file.rel for e in registry.sources.values()}
+    return files | {e.file.rel for e in registry.figures.values()}
+
+
 def _claim_for(project: Project, name: str) -> tuple[Page, ClaimFile]:
     """The claim named on the command line, refusing one with errors."""
     slug = Path(name).stem if name.endswith((".yaml", ".yml")) else name
@@ -316,8 +322,7 @@ def _claim_for(project: Project, name: str) -> tuple[Page, ClaimFile]:
     if file is None:
         known = ", ".join(c.slug for c in project.claims)
         raise ApprovalError(f"no claim `{name}`; known: {known}")
-    shared = {e.file.rel for e in project.registry.sources.values()}
-    shared |= {e.file.rel for e in project.registry.figures.values()}
+    shared = shared_files(project.registry)
     broken = [
         p
         for p in project.problems

@@ -102,7 +102,9 @@ def check(
 ) -> None:
     """Validate every claim, source and figure, and lint them; write nothing.
 
-    Exit 1 on errors (or on warnings with --strict).
+    Exit 1 on errors (or on warnings with --strict). Each lint warning ends with its rule
+    name, such as [untraced-number]; silence one in the claim file under `lint: ignore:`
+    with a reason. Dates are judged as of today (set CLAIMPRESS_NOW=2026-02-01 to change it).
     """
     with handled():
         project: Project | None = None

@@ -20,7 +20,7 @@ from markupsafe import Markup, escape
 
 from . import figures as fig
 from . import prose
-from .approvals import Approval, approved_page, content_hash
+from .approvals import Approval, approved_page, content_hash, shared_files
 from .lint import prose_fields
 from .load import field_path
 from .problems import Problem
@@ -47,6 +47,8 @@ class Item:
     """Where on the page: `Summary`, `Section 2`, `Source 3`..."""
     anchor: str
     """The fragment of the page to show: `#section-2`."""
+    excerpt: str = ""
+    """The sentence of the claim file the finding is about, when it names one."""
 
 
 @dataclass(frozen=True)
@@ -266,8 +268,7 @@ def place(page: Page, field: str) -> tuple[str, str]:
 
 def _items(project: Project, page: Page) -> list[Item]:
     used = {s.key for s in page.sources if s.shared} | {f.name for f in page.figures if f.shared}
-    shared = {e.file.rel for e in project.registry.sources.values()}
-    shared |= {e.file.rel for e in project.registry.figures.values()}
+    shared = shared_files(project.registry)
     items = []
     for problem in project.problems:
         if problem.path == page.file.rel:
@@ -280,8 +281,32 @@ def _items(project: Project, page: Page) -> list[Item]:
             )
         else:
             continue
-        items.append(Item(problem, where, anchor))
+        items.append(Item(problem, where, anchor, excerpt(page, problem)))
     return items
+
+
+_SUBJECT = re.compile(r"^`([^`]+)`|^\{([^}]+)\}")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+def excerpt(page: Page, problem: Problem) -> str:
+    """The sentence of the field that holds a finding's number or figure, as written."""
+    subject = _SUBJECT.match(problem.message)
+    if subject is None or problem.path != page.file.rel:
+        return ""
+    value: object = page.claim
+    for name, index in re.findall(r"(\w+)|\[(\d+)\]", problem.field):
+        try:
+            value = value[int(index)] if index else getattr(value, name)  # type: ignore[index]
+        except (AttributeError, IndexError, TypeError):
+            return ""
+    if not isinstance(value, str):
+        return ""
+    needle = subject[1] or "{" + subject[2] + "}"
+    for sentence in _SENTENCE.split(" ".join(value.split())):
+        if needle in sentence:
+            return sentence
+    return ""
 
 
 def _uses(page: Page) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
