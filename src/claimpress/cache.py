@@ -1,8 +1,10 @@
-"""A persistent cache of gathered claims, keyed by the hash of everything they depend on.
+"""A persistent cache of per-claim work, keyed by the hash of everything it depends on.
 
 `.claimpress-cache/claims/` holds one file per claim: the pickled result of loading and
 resolving it (the validated file, its page, its problems), keyed by the claim's bytes, its
-path, the site settings, the shared registry, the working folder and claimpress's own code.
+path, the site settings, the shared registry, the working folder and claimpress's own code;
+`lint/` the review rules' findings (also keyed by the date and the approval), `pages/` each
+claim's rendered files (keyed by the page itself and the templates).
 A changed input is a new key, so a stale entry is never read; entries no build used are
 pruned. Pickles can run code when loaded, so every entry is signed with a secret kept
 outside the project (in the user's cache folder): a planted file is ignored, not loaded.
@@ -15,7 +17,6 @@ import hashlib
 import hmac
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from . import __version__
@@ -59,13 +60,15 @@ def _secret() -> bytes | None:
 class Cache:
     """Signed entries under one folder; every failure to read or write is a miss."""
 
-    def __init__(self, root: Path, context: list[bytes]) -> None:
-        self.folder = root / CACHE_DIR / "claims"
+    def __init__(self, root: Path, context: list[bytes], kind: str = "claims") -> None:
+        self.folder = root / CACHE_DIR / kind
         self.secret = None if os.environ.get("CLAIMPRESS_NO_CACHE") else _secret()
         salt = hashlib.sha256(code_digest().encode())
         for part in context:
             salt.update(hashlib.sha256(part).digest())
         self.salt = salt.digest()
+        self.used: set[str] = set()
+        """Keys read or written by this run, for `prune`."""
 
     def key(self, *parts: str | bytes) -> str:
         """The key of an entry: the cache's context plus `parts`."""
@@ -96,8 +99,8 @@ class Cache:
             return
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-")
-            with os.fdopen(fd, "wb") as handle:
+            tmp = self.folder / f".tmp-{os.getpid()}-{key}"
+            with open(tmp, "wb") as handle:
                 handle.write(self._sign(data) + data)
             os.replace(tmp, self.folder / key)
         except OSError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ class Formula:
     names: tuple[str, ...]
 
 
+@functools.lru_cache(maxsize=8192)
 def parse_formula(text: str) -> Formula:
     """Parse `a / (b + c)`; only numbers, names, + - * / and parentheses are allowed."""
     if len(text) > MAX_FORMULA:

@@ -186,6 +186,7 @@ def _gather(root: Path, today: dt.date | None) -> Project:
         return key, blob
 
     used: set[str] = set()
+    keys: dict[str, str] = {}
     for key, blob in fork_map(one, list(input_files(root, CLAIMS_DIR))):
         used.add(key)
         claim, page, found = pickle.loads(blob)
@@ -194,6 +195,7 @@ def _gather(root: Path, today: dt.date | None) -> Project:
             claims.append(claim)
         if page is not None:
             pages.append(page)
+            keys[page.file.rel] = key
     cache.prune(used)
     seen: dict[str, ClaimFile] = {}
     for claim in claims:
@@ -213,16 +215,22 @@ def _gather(root: Path, today: dt.date | None) -> Project:
     problems += found
     problems += lint.lint_registry(registry, today)
     approved: dict[str, Page | None] = {}
+    lint_cache = Cache(root, context, "lint")
     for page in pages:
         approval = approvals.get(page.slug)
         matches = approval is not None and approval.content_hash == content_hash(page, registry)
-        problems += lint.lint_claim(lint.Context(page, registry, site, today, approval, matches))
+        problems += _lint(
+            lint_cache,
+            lint_cache.key(keys[page.file.rel], today.isoformat(), repr(approval), str(matches)),
+            lint.Context(page, registry, site, today, approval, matches),
+        )
         if page.claim.status != "published" or not site.require_approval:
             continue
         approved[page.slug] = page if matches else None
         if approval is not None and not matches:
             approved[page.slug], found = approved_page(approval, site)
             problems += found
+    lint_cache.prune(lint_cache.used)
     return Project(
         root,
         site,
@@ -248,6 +256,18 @@ def _load_and_resolve(path: Path, rel: str, data: bytes, registry: Registry, sit
         return None, None, found
     page, more = resolve_claim(claim, registry, site)
     return claim, page, found + more
+
+
+def _lint(cache: Cache, key: str, context: lint.Context) -> list[Problem]:
+    """The review rules' findings on one claim, from the cache when nothing they read changed."""
+    cache.used.add(key)
+    blob = cache.get(key)
+    if blob is not None:
+        found: list[Problem] = pickle.loads(blob)
+        return found
+    found = lint.lint_claim(context)
+    cache.put(key, pickle.dumps(found, protocol=5))
+    return found
 
 
 def require_clean(project: Project, *, strict: bool = False) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import functools
 import html
 import re
 import unicodedata
@@ -332,6 +333,7 @@ def open_questions(pages: Iterable[Page]) -> list[OpenQuestion]:
 _NOT_WORD = re.compile(r"[\W_]+")
 
 
+@functools.lru_cache(maxsize=65536)
 def question_key(question: str) -> str:
     """A question reduced to its words, for matching follow-ups to claims."""
     text = unicodedata.normalize("NFKC", question).casefold()

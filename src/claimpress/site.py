@@ -13,15 +13,17 @@ import errno
 import fcntl
 import hashlib
 import os
+import pickle
 import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path, PurePosixPath
 
 from . import listing, prose, search
+from .cache import Cache
 from .parallel import fork_map, gc_paused
 from .project import Project
 from .render import Renderer, default_theme, theme_dirs
@@ -70,13 +72,27 @@ def plan_site(project: Project, *, drafts: bool = False, live: bool = False) -> 
     renderer = Renderer(project.root, project.site, live=live)
     plan = Plan()
     pages = project.published(drafts=drafts)
+    context = [theme_digest(project.root), project.site.model_dump_json().encode()]
+    cache = Cache(project.root, context, "pages-live" if live else "pages")
 
-    def claim_files(page: Page) -> tuple[bytes, ...]:
-        draft = page.claim.status != "published"
-        outputs = renderer.claim_html(page, draft=draft), renderer.claim_text(page)
-        return tuple(o.encode() for o in (*outputs, renderer.claim_json(page)))
+    def claim_files(page: Page) -> tuple[str, tuple[bytes, ...]]:
+        key = cache.key(
+            page.file.rel,
+            page.file.digest,
+            repr([getattr(page, f.name) for f in fields(page) if f.name != "file"]),
+        )
+        blob = cache.get(key)
+        if blob is None:
+            draft = page.claim.status != "published"
+            outputs = renderer.claim_html(page, draft=draft), renderer.claim_text(page)
+            blob = pickle.dumps(tuple(o.encode() for o in (*outputs, renderer.claim_json(page))))
+            cache.put(key, blob)
+        return key, pickle.loads(blob)
 
-    for page, files in zip(pages, fork_map(claim_files, pages), strict=True):
+    rendered = fork_map(claim_files, pages)
+    cache.prune({key for key, _ in rendered})
+    for page, (_, files) in zip(pages, rendered, strict=True):
+        renderer.known_json[id(page)] = (page, files[2].decode())
         base = f"claims/{page.slug}/"
         for name, data in zip(("index.html", "index.txt", "index.json"), files, strict=True):
             plan.add(base + name, data, page.file.rel)
@@ -126,6 +142,17 @@ def plan_listings(
     )
     plan.add("robots.txt", renderer.robots_txt(), "robots.txt")
     plan.add("claims.json", renderer.claims_json(published), "claims.json")
+
+
+def theme_digest(root: Path) -> bytes:
+    """A hash of every file of the theme in use (the project's overrides and the default)."""
+    digest = hashlib.sha256()
+    for theme in theme_dirs(root):
+        for path in sorted(theme.rglob("*")):
+            if path.is_file():
+                digest.update(f"{theme}\0{path.relative_to(theme)}\0".encode())
+                digest.update(path.read_bytes())
+    return digest.digest()
 
 
 def static_files(root: Path) -> list[tuple[str, Path]]:
