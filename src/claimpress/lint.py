@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import datetime as dt
+import functools
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -193,6 +194,15 @@ def significant_digits(text: str, *, exact: bool = False) -> int | None:
     return max(len(digits), 1)
 
 
+@functools.lru_cache(maxsize=4096)
+def _formula(text: str) -> fig.Formula | None:
+    """A formula of * and / only, parsed once; None for sums and differences."""
+    formula = fig.parse_formula(text)
+    if any(isinstance(node, (ast.Add, ast.Sub)) for node in ast.walk(formula.tree)):
+        return None
+    return formula
+
+
 def input_precision(
     name: str, figures: Mapping[str, Figure], seen: frozenset[str] = frozenset()
 ) -> int | None:
@@ -209,8 +219,8 @@ def input_precision(
         if item.value is None:
             return None
         return significant_digits(fig.plain(fig.to_decimal(item.value)), exact=True)
-    formula = fig.parse_formula(item.formula)
-    if any(isinstance(node, (ast.Add, ast.Sub)) for node in ast.walk(formula.tree)):
+    formula = _formula(item.formula)
+    if formula is None:
         return None
     known = [input_precision(ref, figures, seen | {name}) for ref in formula.names]
     found = [k for k in known if k is not None]
@@ -219,10 +229,12 @@ def input_precision(
 
 def false_precision(ctx: Context) -> Iterator[Finding]:
     """A formula shown in prose with more significant digits than its inputs support."""
-    figures = {name: e.item for name, e in ctx.registry.figures.items()}
+    figures = {f.name: ctx.registry.figures[f.name].item for f in ctx.page.figures if f.shared}
     figures.update(ctx.page.claim.figures)
     values = _values(ctx)
     for loc, text, _ in prose_fields(ctx.page):
+        if "{" not in text:
+            continue
         for start, _end, token in prose.token_spans(text):
             if not isinstance(token, FigureRef) or token.name not in figures:
                 continue
@@ -280,6 +292,7 @@ _BEFORE_REFERENCE = re.compile(
 _BEFORE_DAY = re.compile(rf"\b(?:{_MONTHS})\.?\s+$", re.IGNORECASE)
 _AFTER_DAY = re.compile(rf"^\s+(?:{_MONTHS})\b", re.IGNORECASE)
 _LIST_MARKER = re.compile(r"(?:^|\n)[ \t]*$")
+_DIGIT = re.compile(r"\d")
 _SCALES = {"thousand": 3, "million": 6, "billion": 9, "trillion": 12}
 
 
@@ -287,15 +300,19 @@ def typed_numbers(text: str) -> Iterator[re.Match[str]]:
     """The numbers typed into prose: not in figure references or citations, not years
     (1900-2100 alone), section or rule numbers, days of dates, list markers, ordinals,
     codes such as `COVID-19`, nor inside links and code."""
-    masked = list(text)
+    if _DIGIT.search(text) is None:
+        return
+    pieces, last = [], 0
     for start, end, _ in prose.token_spans(text):
-        masked[start:end] = " " * (end - start)
-    flat = "".join(masked)
-    for match in _MASK.finditer(flat):
-        flat = flat[: match.start()] + " " * (match.end() - match.start()) + flat[match.end() :]
+        pieces += [text[last:start], " " * (end - start)]
+        last = end
+    flat = "".join([*pieces, text[last:]])
+    flat = _MASK.sub(lambda m: " " * len(m[0]), flat)
     for match in _NUMBER.finditer(flat):
         number = match["number"]
-        before, after = flat[: match.start()], flat[match.end() :]
+        # the words just before and after are enough to tell a reference, a date or a list
+        before = flat[max(0, match.start() - 80) : match.start()]
+        after = flat[match.end() : match.end() + 20]
         plain_year = (
             re.fullmatch(r"\d{4}", number) and 1900 <= int(number) <= 2100 and not match["percent"]
         )
