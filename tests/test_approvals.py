@@ -141,3 +141,27 @@ def test_a_tampered_approval_is_never_published(desk: Path) -> None:
     assert (f"approvals/{SLUG}.json:0:0: (file): approval of `{SLUG}` cannot be used: its "
             "snapshot does not match its content_hash; approve the claim again") in result.err
     assert not (desk / "build").exists()
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ('status: "draft"   # not yet\n', 'status: "review"   # not yet\n'),
+    ("status: 'draft'\r\n", "status: 'review'\r\n"),
+])
+def test_the_status_line_keeps_its_quotes_comments_and_line_ends(project: Path, line: str,
+                                                                expected: str) -> None:
+    claim = project / "claims" / "is-the-sky-blue.yaml"
+    text = claim.read_text().replace("status: published\n", line)
+    if "\r\n" in line:
+        text = text.replace("\n", "\r\n").replace("\r\r\n", "\r\n")
+    claim.write_bytes(text.encode())
+    assert run_cli("submit", "is-the-sky-blue", cwd=project).code == 0
+    assert claim.read_bytes() == text.replace(line, expected).encode()
+
+
+def test_a_broken_approval_file_is_located(project: Path) -> None:
+    (project / "approvals").mkdir()
+    (project / "approvals" / "is-the-sky-blue.json").write_text('{"claim": "is-the-sky-blue"}')
+    result = run_cli("check", cwd=project)
+    assert result.code == 1
+    assert result.err.startswith("approvals/is-the-sky-blue.json:0:0: (file): not a claimpress "
+                                 "approval file: Field required")

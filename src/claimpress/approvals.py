@@ -215,7 +215,12 @@ def set_status(file: ClaimFile, status: Status) -> bytes:
                 f"write `status: {status}` there by hand"
             )
         lines[node.line - 1] = (
-            end[: match.start()] + match[1] + status + match[1] + line[len(end) :]
+            end[: match.start()]
+            + match[1]
+            + status
+            + match[1]
+            + end[match.end() :]
+            + line[len(end) :]
         )
     else:
         after = entries["checked_on"].value.line if "checked_on" in entries else 0
