@@ -75,6 +75,9 @@ def report(problems: Sequence[Problem]) -> None:
 @contextmanager
 def handled() -> Iterator[None]:
     """Turn every expected failure into a message and exit 1; never show a traceback for input."""
+    import jinja2
+
+    from .render import template_error
     from .site import OutputError
 
     try:
@@ -84,6 +87,8 @@ def handled() -> Iterator[None]:
         raise typer.Exit(1) from None
     except OutputError as exc:
         fail(str(exc))
+    except jinja2.TemplateError as exc:
+        fail(template_error(exc))
     except OSError as exc:
         fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
 

@@ -12,7 +12,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .model import Source
+from .model import WINDOWS_DEVICES, Source
 from .resolve import Page
 
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
@@ -23,6 +23,8 @@ def slugify(text: str) -> str:
     `dia-de-muertos`; a name with no Latin letters or digits gets a short stable hash."""
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     slug = _NOT_SLUG.sub("-", ascii_text.lower()).strip("-")[:60].strip("-")
+    if slug in WINDOWS_DEVICES:  # `topics/con/` cannot exist on a Windows checkout
+        slug += "-topic"
     return slug or "t-" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import os
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
@@ -49,13 +50,55 @@ def _format_date(value: dt.date, pattern: str, locale: str) -> str:
     return format_date(value, format=pattern, locale=locale)
 
 
+class ThemeLoader(jinja2.FileSystemLoader):
+    """Templates from the theme folders, refusing any that a symlink takes outside the
+    project or the default theme (a theme must not publish files from elsewhere)."""
+
+    def __init__(self, root: Path) -> None:
+        dirs = theme_dirs(root)
+        super().__init__([str(d) for d in dirs])
+        self.allowed = (root.resolve(), default_theme().resolve())
+
+    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Any]:
+        """The template's source, once its real path is known to be inside the theme."""
+        source, filename, uptodate = super().get_source(environment, template)
+        if not inside(Path(filename), self.allowed):
+            raise jinja2.TemplateError(
+                f"{os.path.relpath(filename)}: symlink leads outside the project; "
+                "copy the file in instead"
+            )
+        return source, filename, uptodate
+
+
+def inside(path: Path, folders: tuple[Path, ...]) -> bool:
+    """Whether `path`, symlinks resolved, lies in one of `folders` (already resolved)."""
+    real = path.resolve()
+    return any(real.is_relative_to(folder) for folder in folders)
+
+
+def template_error(exc: jinja2.TemplateError) -> str:
+    """`templates/x.html:3: template error: ...`: where a theme template failed, for users
+    who override the default theme."""
+    if isinstance(exc, jinja2.TemplateSyntaxError) and exc.lineno:
+        where = f"{os.path.relpath(exc.filename or exc.name or '?')}:{exc.lineno}: "
+        return f"{where}template error: {exc.message}"
+    where = ""
+    tb = exc.__traceback__
+    while tb is not None:  # Jinja maps its frames to template files and lines
+        name = tb.tb_frame.f_code.co_filename
+        if name.endswith((".html", ".xml", ".txt", ".md")):
+            where = f"{os.path.relpath(name)}:{tb.tb_lineno}: "
+        tb = tb.tb_next
+    return f"{where}template error: {exc}"
+
+
 class Renderer:
     """Renders pages of one project with one compiled environment."""
 
     def __init__(self, root: Path, site: Site, *, live: bool = False) -> None:
         self.site = site
         self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader([str(d) for d in theme_dirs(root)]),
+            loader=ThemeLoader(root),
             autoescape=jinja2.select_autoescape(["html", "xml"]),
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,

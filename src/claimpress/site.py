@@ -25,9 +25,11 @@ from pathlib import Path, PurePosixPath
 from . import listing, prose, search
 from .cache import Cache
 from .parallel import fork_map, gc_paused
-from .project import Project
-from .render import Renderer, default_theme, theme_dirs
+from .problems import Problem, ProblemsFound
+from .project import Project, display_path
+from .render import Renderer, default_theme, inside, theme_dirs
 from .resolve import Page, open_questions
+from .yamltree import decode
 
 MARKER = ".claimpress-build"
 """Present in every folder claimpress writes; it deletes no folder without it."""
@@ -112,6 +114,22 @@ ABOUT_FILE = "about.md"
 """The project's about/methodology page, in Markdown, at the project root."""
 
 
+def read_about(path: Path, root: Path) -> str:
+    """The text of about.md, or ProblemsFound saying why it cannot be published."""
+    rel = display_path(path)
+    if not inside(path, (root.resolve(),)):
+        raise ProblemsFound(
+            [Problem(rel, 0, 0, "", "symlink leads outside the project; copy the file in instead")]
+        )
+    if not path.is_file():
+        raise ProblemsFound([Problem(rel, 0, 0, "", "not a regular file")])
+    text, bad = decode(path.read_bytes())
+    if text is None:
+        assert bad is not None
+        raise ProblemsFound([Problem(rel, *bad[:2], "", bad[2])])
+    return text
+
+
 def plan_listings(
     plan: Plan, renderer: Renderer, project: Project, pages: list[Page], *, drafts: bool
 ) -> None:
@@ -131,7 +149,9 @@ def plan_listings(
         "the sources index",
     )
     about_path = project.root / ABOUT_FILE
-    about = prose.document_html(about_path.read_text("utf-8")) if about_path.is_file() else None
+    about = (
+        prose.document_html(read_about(about_path, project.root)) if about_path.exists() else None
+    )
     plan.add("about/index.html", renderer.about_html(about, drafts=drafts), ABOUT_FILE)
     plan.add("search/index.html", renderer.search_html(drafts=drafts), "the search page")
     plan.add("404.html", renderer.not_found_html(), "the 404 page")
@@ -158,12 +178,18 @@ def theme_digest(root: Path) -> bytes:
 def static_files(root: Path) -> list[tuple[str, Path]]:
     """The theme's static files, the project's overriding the default theme's by path."""
     found: dict[str, Path] = {}
+    allowed = (root.resolve(), default_theme().resolve())
     for theme in reversed(theme_dirs(root)):
         static = theme / "static"
         if not static.is_dir():
             continue
         for path in sorted(static.rglob("*")):
-            if path.is_file() and not path.is_symlink():
+            if path.is_file():
+                if not inside(path, allowed):
+                    raise OutputError(
+                        f"{os.path.relpath(path)}: symlink leads outside the project; "
+                        "copy the file in instead"
+                    )
                 found[path.relative_to(static).as_posix()] = path
     return sorted(found.items())
 
