@@ -1,0 +1,222 @@
+"""Faults while writing the site: a full disk, a read-only folder, a build killed at any
+moment, two builds at once. The previous build/ stays byte-identical (or becomes the new
+build whole), and the temporary folders of a failed build are gone after the next run."""
+
+from __future__ import annotations
+
+import builtins
+import errno
+import io
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from claimpress import site
+from claimpress.project import gather
+from conftest import CLAIM_YAML, SITE_YAML, run_cli, tree
+
+
+def leftovers(parent: Path) -> list[str]:
+    """What a build leaves beside its output folder besides the folder and its lock."""
+    return sorted(p.name for p in parent.iterdir()
+                  if p.name.startswith(".build") and p.name != ".build.lock")
+
+
+@contextmanager
+def failing_writes(fail_at: int, code: int) -> Iterator[list[int]]:
+    """Make the `fail_at`-th file opened for writing (or folder made) fail with `code`,
+    in this process: every way Python writes a file goes through one of these."""
+    count = [0]
+    real_open, real_os_open = builtins.open, os.open
+    real_mkdir = os.mkdir
+
+    def tick(what: object) -> None:
+        count[0] += 1
+        if count[0] == fail_at:
+            raise OSError(code, os.strerror(code), str(what))
+
+    def fake_open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        if any(c in mode for c in "wxa+"):
+            tick(file)
+        return real_open(file, mode, *args, **kwargs)
+
+    def fake_os_open(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            tick(path)
+        return real_os_open(path, flags, *args, **kwargs)
+
+    def fake_mkdir(path: Any, *args: Any, **kwargs: Any) -> None:
+        if not os.path.lexists(path):  # an existing folder fails with EEXIST first
+            tick(path)
+        real_mkdir(path, *args, **kwargs)
+
+    patches: list[tuple[Any, str, Callable[..., Any]]] = [
+        (builtins, "open", fake_open), (io, "open", fake_open),
+        (os, "open", fake_os_open), (os, "mkdir", fake_mkdir)]
+    saved = [(obj, name, getattr(obj, name)) for obj, name, _ in patches]
+    try:
+        for obj, name, fake in patches:
+            setattr(obj, name, fake)
+        yield count
+    finally:
+        for obj, name, real in saved:
+            setattr(obj, name, real)
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EIO])
+def test_a_write_failing_anywhere_leaves_the_previous_build(code: int, project: Path) -> None:
+    out = project / "build"
+    site.build(gather(project), out)
+    before = tree(out)
+    claim = project / "claims" / "is-the-sky-blue.yaml"
+    claim.write_text(claim.read_text().replace("Is the sky blue?", "Is the sky green?"))
+    edited = gather(project)
+    with failing_writes(0, code) as count:  # count what a whole build writes
+        site.build(edited, project.parent / "count")
+    total = count[0]
+    assert total > 10
+    points = sorted({1, 2, 3, total // 4, total // 2, total - 2, total - 1, total})
+    for fail_at in points:
+        with pytest.raises(OSError) as caught, failing_writes(fail_at, code):
+            site.build(edited, out)
+        assert caught.value.errno == code
+        assert tree(out) == before, f"write {fail_at} of {total} failed"
+        assert leftovers(project) == [], f"write {fail_at} of {total} failed"
+    site.build(edited, out)
+    assert b"Is the sky green?" in (out / "claims" / "is-the-sky-blue" / "index.html").read_bytes()
+
+
+def test_a_full_disk_is_reported_without_a_traceback(project: Path) -> None:
+    """The same failure seen from the command line: one line naming the file, exit 1."""
+    script = (
+        "import errno, os, runpy, sys\n"
+        "real = os.open\n"
+        "def fake(path, flags, *a, **k):\n"
+        "    if str(path).endswith('index.json'):\n"
+        "        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))\n"
+        "    return real(path, flags, *a, **k)\n"
+        "import builtins, io\n"
+        "real_open = builtins.open\n"
+        "def fake_open(file, mode='r', *a, **k):\n"
+        "    if str(file).endswith('index.json') and any(c in mode for c in 'wxa+'):\n"
+        "        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(file))\n"
+        "    return real_open(file, mode, *a, **k)\n"
+        "os.open = fake; builtins.open = fake_open; io.open = fake_open\n"
+        "sys.argv = ['claimpress', 'build']\n"
+        "runpy.run_module('claimpress', run_name='__main__')\n"
+    )
+    assert run_cli("build", cwd=project).code == 0
+    before = tree(project / "build")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=project, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: ") and "No space left on device" in proc.stderr
+    assert tree(project / "build") == before
+    assert leftovers(project) == []
+
+
+def namespace_shell(script: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run a shell script in a private mount namespace (mapped to root there), where it may
+    mount a read-only folder or a tiny tmpfs that the rest of the machine never sees; skip
+    where the kernel or the container forbids that (the in-process faults above still run)."""
+    probe = ["unshare", "--map-root-user", "--mount", "true"]
+    if shutil.which("unshare") is None or subprocess.run(probe, capture_output=True).returncode:
+        pytest.skip("unshare --map-root-user --mount is not allowed here")
+    env = {**os.environ, "PYTHON": sys.executable}
+    env.pop("CLAIMPRESS_DEBUG", None)
+    return subprocess.run(["unshare", "--map-root-user", "--mount", "sh", "-c", script],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_a_read_only_output_folder_leaves_the_previous_build(project: Path) -> None:
+    """A read-only mount (chmod would not stop root, who runs the tests in CI)."""
+    assert run_cli("build", "--out", "out/build", cwd=project).code == 0
+    before = tree(project / "out" / "build")
+    script = ('mount --bind -o ro out out && '
+              '"$PYTHON" -m claimpress build --out out/build; echo "exit=$?"')
+    result = namespace_shell(script, project)
+    assert result.stdout.endswith("exit=1\n"), result.stderr
+    assert result.stderr.startswith("error: ") and "Read-only file system" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert tree(project / "out" / "build") == before
+    assert leftovers(project / "out") == []
+
+
+def test_a_really_full_disk_leaves_the_previous_build(project: Path) -> None:
+    """A tiny tmpfs: the first build fits, then the disk is filled and the next one fails."""
+    script = (
+        "mount -t tmpfs -o size=2m tmpfs out && "
+        '"$PYTHON" -m claimpress build --out out/build >/dev/null && '
+        "cp -a out/build before && "
+        "sed -i 's/Is the sky blue?/Is the sky green?/' claims/is-the-sky-blue.yaml && "
+        "(dd if=/dev/zero of=out/filler bs=4k 2>/dev/null; "
+        ' "$PYTHON" -m claimpress build --out out/build; echo "exit=$?") ; '
+        "rm out/filler; cp -a out/build after-build; ls -A out > after-ls"
+    )
+    (project / "out").mkdir()
+    result = namespace_shell(script, project)
+    assert result.stdout.endswith("exit=1\n"), result.stdout + result.stderr
+    assert "No space left on device" in result.stderr and "Traceback" not in result.stderr
+    assert tree(project / "after-build") == tree(project / "before")
+    assert (project / "after-ls").read_text() == ".build.lock\nbuild\n"  # no temporary folder
+
+
+def big_project(root: Path, claims: int) -> Path:
+    """A project with many claims, so that a build takes long enough to be killed inside."""
+    (root / "claims").mkdir(parents=True)
+    (root / "site.yaml").write_text(SITE_YAML)
+    for i in range(claims):
+        text = CLAIM_YAML.replace("Is the sky blue?", f"Is the sky blue on day {i}?")
+        (root / "claims" / f"sky-{i:04d}.yaml").write_text(text)
+    return root
+
+
+def test_a_build_killed_at_any_moment_leaves_a_whole_site(tmp_path: Path) -> None:
+    root = big_project(tmp_path / "site", 300)
+    assert run_cli("build", cwd=root).code == 0
+    old = tree(root / "build")
+    for path in (root / "claims").iterdir():
+        path.write_text(path.read_text().replace("Rayleigh", "Raleigh"))
+    assert run_cli("build", "--out", str(tmp_path / "new"), cwd=root).code == 0
+    new = tree(tmp_path / "new")
+    assert new != old
+    rng = random.Random(7)  # the kill points differ from run to run only by machine speed
+    env = {**os.environ}
+    env.pop("CLAIMPRESS_DEBUG", None)
+    for _ in range(6):
+        proc = subprocess.Popen([sys.executable, "-m", "claimpress", "build"], cwd=root,
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        try:
+            proc.wait(timeout=rng.uniform(0.1, 2.0))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # the build and the indexer it started
+            proc.wait()
+        now = tree(root / "build")
+        assert now in (old, new), "a killed build left a mixed site"
+    assert run_cli("build", cwd=root).code == 0
+    assert tree(root / "build") == new
+    assert leftovers(root) == []
+
+
+def test_two_builds_at_once_do_not_corrupt_each_other(tmp_path: Path) -> None:
+    root = big_project(tmp_path / "site", 60)
+    assert run_cli("build", "--out", str(tmp_path / "cold"), cwd=root).code == 0
+    procs = [subprocess.Popen([sys.executable, "-m", "claimpress", "build"], cwd=root,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    assert tree(root / "build") == tree(tmp_path / "cold")
+    assert leftovers(root) == []
