@@ -52,6 +52,10 @@ def test_text_is_kept_as_text(hostile: Path) -> None:
     assert "&lt;script&gt;window.__pwned=1;alert(1)&lt;/script&gt;" in page  # the question
     text = (hostile / "build" / "claims" / "xss-00" / "index.txt").read_text()
     assert text.startswith(f"Q0 {VECTORS[0]}\n")
+    template = VECTORS.index("{{ 7*7 }} {% raw %}{{ config }}{% endraw %}")
+    page = (hostile / "build" / "claims" / f"xss-{template:02d}" / "index.html").read_text()
+    assert f"<h1>Q{template} {VECTORS[template]}</h1>" in page  # never run as a template
+    assert "49" not in page
 
 
 @pytest.mark.parametrize("fmt", ["html", "json", "text", "md"])

@@ -251,10 +251,10 @@ _INVISIBLE = re.compile(r"[\x00-\x20\x7f-\x9f]+")
 
 
 def markdown_is_inert(template: str) -> bool:
-    """True when Markdown holds no raw HTML and links only to http(s), mailto or relative
-    targets, in any Markdown renderer: then an export may carry it as written; otherwise the
-    export carries its sanitized plain text."""
-    if _TAG_START.search(template):
+    """True when Markdown holds no raw HTML or image and links only to http(s), mailto or
+    relative targets, in any Markdown renderer: then an export may carry it as written;
+    otherwise the export carries its sanitized plain text."""
+    if _TAG_START.search(template) or "![" in template:  # raw HTML, or an image the site drops
         return False
     for match in _LINK_TARGET.finditer(template):
         target = _INVISIBLE.sub("", html.unescape(match[1] or match[2] or ""))
