@@ -165,3 +165,13 @@ def test_a_broken_approval_file_is_located(project: Path) -> None:
     assert result.code == 1
     assert result.err.startswith("approvals/is-the-sky-blue.json:0:0: (file): not a claimpress "
                                  "approval file: Field required")
+
+
+def test_an_edit_of_a_shared_source_makes_the_approval_stale(desk: Path) -> None:
+    assert run_cli("submit", SLUG, cwd=desk).code == 0
+    assert run_cli("approve", SLUG, "--by", "Ann", cwd=desk).code == 0
+    assert f"{SLUG}.yaml:4:9" not in run_cli("check", cwd=desk).err
+    sources = desk / "sources" / "ncmec.yaml"
+    sources.write_text(sources.read_text().replace("accessed: 2026-01-15", "accessed: 2026-01-14"))
+    result = run_cli("check", cwd=desk)
+    assert f"{SLUG}.yaml:4:9: status: warning: edited since Ann approved it" in result.err

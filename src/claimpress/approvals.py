@@ -14,7 +14,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -118,8 +118,11 @@ def content_hash(page: Page, registry: Registry) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def load_approvals(root: Path, rel_of: Any = str) -> tuple[dict[str, Approval], list[Problem]]:
-    """Every approval file of the project, by slug; a broken file is a problem."""
+def load_approvals(
+    root: Path, rel_of: Callable[[Path], str] = str
+) -> tuple[dict[str, Approval], list[Problem]]:
+    """Every approval file of the project, by slug; a broken file is a problem located by
+    `rel_of(path)`, the path as messages show it."""
     folder = root / APPROVALS_DIR
     approvals: dict[str, Approval] = {}
     problems: list[Problem] = []
