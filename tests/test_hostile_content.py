@@ -150,3 +150,13 @@ def test_the_content_security_policy_blocks_inline_script(hostile: Path, browser
     assert page.evaluate("window.__pwned") is None
     assert any("Content Security Policy" in m for m in console), console
     page.close()
+
+
+def test_the_review_bundle_is_safe(hostile: Path) -> None:
+    """Editors open the review bundle in their browser: the corpus must not run there either."""
+    result = run_cli("review", "xss-00", "xss-22", "xss-39", "xss-50", cwd=hostile)
+    assert result.code == 0, result.err
+    frame = "<iframe {'name': 'page', 'src': 'index.html', 'title':"  # the bundle's own
+    problems = [p for p in output_problems(hostile / "review") if frame not in p]
+    assert problems == []
+    assert len(list((hostile / "review").rglob("review.html"))) == 4

@@ -172,3 +172,11 @@ def test_topics_become_safe_page_paths(project: Path) -> None:
         assert all(c.isascii() and (c.isalnum() or c == "-") for c in slug), slug
     assert len(slugs) == len(set(s.casefold() for s in slugs))
     assert not (project.parent / "etc").exists() and not Path("/abs/path").exists()
+
+
+def test_a_lock_file_planted_as_a_symlink_is_not_followed(project: Path, outside: Path) -> None:
+    (project / ".build.lock").symlink_to(outside / "created-by-build")
+    result = run_cli("build", cwd=project)
+    assert result.code == 1
+    assert result.err.startswith("error: ") and ".build.lock" in result.err
+    assert not (outside / "created-by-build").exists()

@@ -226,7 +226,9 @@ def check_out_dir(out: Path, root: Path) -> Path:
 def _locked(out: Path) -> Iterator[None]:
     """One build at a time per output folder."""
     lock_path = out.parent / f".{out.name}.lock"
-    with open(lock_path, "a+b") as lock:
+    # Never through a symlink planted there: opening it would create its target.
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    with os.fdopen(fd, "r+b") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
