@@ -105,8 +105,9 @@ def test_a_registry_formula_cannot_use_a_claims_own_figure(example: Path) -> Non
     result = run_cli("check", cwd=example)
     assert result.code == 1
     # The registry is computed once for every claim: one claim's figures are not in it.
-    assert ("figures/derived.yaml:1:24: twice_share.formula: unknown figure `urgent_share`; "
-            "did you mean `urgent_2023`?") in result.err
+    assert ("figures/derived.yaml:1:24: twice_share.formula: unknown figure `urgent_share` "
+            "(a shared formula uses only figures under figures/); did you mean `urgent_2023`?"
+            ) in result.err
 
 
 def test_an_unknown_source_in_a_registry_figure_is_located(example: Path) -> None:

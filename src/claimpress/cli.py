@@ -210,7 +210,8 @@ def export(
 @app.command()
 def new(
     question: Annotated[
-        str | None, typer.Argument(help="The question the claim answers; its page title.")
+        str | None,
+        typer.Argument(metavar="QUESTION", help="The question the claim answers; its page title."),
     ] = None,
     topic: Annotated[
         list[str] | None, typer.Option("--topic", "-t", help="A topic; repeat for several.")
@@ -262,7 +263,10 @@ def new(
 def import_(
     articles: Annotated[
         list[Path],
-        typer.Argument(help="Article files in the house text format, or folders of .txt files."),
+        typer.Argument(
+            metavar="ARTICLE",
+            help="Article files in the house text format, or folders of .txt files.",
+        ),
     ],
     out: Annotated[
         Path | None,

@@ -363,9 +363,9 @@ def _merge(
     return problems
 
 
-def _unknown(kind: str, name: str, known: Iterable[str]) -> str:
+def _unknown(kind: str, name: str, known: Iterable[str], note: str = "") -> str:
     guess = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    return f"unknown {kind} `{name}`" + (f"; did you mean `{guess[0]}`?" if guess else "")
+    return f"unknown {kind} `{name}`{note}" + (f"; did you mean `{guess[0]}`?" if guess else "")
 
 
 def _compute(
@@ -430,11 +430,12 @@ def _compute(
         inputs: dict[str, Decimal] = {}
         for ref in formulas[name].names:
             if ref not in entries and ref not in known:
-                problems.append(
-                    entry.file.problem(
-                        (*entry.loc, "formula"), _unknown("figure", ref, [*entries, *known])
-                    )
+                # Shared figures are computed once for every claim: no claim's own figures.
+                note = (
+                    " (a shared formula uses only figures under figures/)" if entry.shared else ""
                 )
+                message = _unknown("figure", ref, [*entries, *known], note)
+                problems.append(entry.file.problem((*entry.loc, "formula"), message))
                 failed.add(name)
                 return None
             value = visit(ref, (*stack, name))
