@@ -235,3 +235,19 @@ def test_two_builds_at_once_do_not_corrupt_each_other(tmp_path: Path) -> None:
         assert proc.returncode == 0, err
     assert tree(root / "build") == tree(tmp_path / "cold")
     assert leftovers(root) == []
+
+
+def test_the_next_build_removes_what_a_killed_build_left(project: Path) -> None:
+    """Leftovers of a build killed between making its folder and marking it (empty), or
+    while removing the previous site (marker kept to the end), go; anything else stays."""
+    assert run_cli("build", cwd=project).code == 0
+    (project / ".build.tmp-unmarked").mkdir()
+    half = project / ".build.tmp-halfway"
+    (half / "claims" / "x").mkdir(parents=True)
+    (half / site.MARKER).write_text("")
+    mine = project / ".build.tmp-mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    assert run_cli("build", cwd=project).code == 0
+    assert leftovers(project) == [".build.tmp-mine"]
+    assert (mine / "notes.txt").read_text() == "keep"

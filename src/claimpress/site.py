@@ -7,6 +7,7 @@ previous build never see a half-written site.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
@@ -237,12 +238,28 @@ def _locked(out: Path) -> Iterator[None]:
 
 
 def _leftovers(out: Path) -> list[Path]:
-    """Temporary folders of earlier builds that were killed, ours by their marker."""
+    """Temporary folders of earlier builds that were killed, ours by their marker (or empty:
+    killed between making the folder and marking it, or after `_discard` emptied it)."""
     return [
         p
         for p in out.parent.glob(f".{out.name}.*-*")
-        if p.is_dir() and not p.is_symlink() and (p / MARKER).is_file()
+        if p.is_dir() and not p.is_symlink() and ((p / MARKER).is_file() or not any(p.iterdir()))
     ]
+
+
+def _discard(folder: Path) -> None:
+    """Delete a folder of ours, its marker last: a build killed meanwhile leaves a folder the
+    next build still knows as its own."""
+    with contextlib.suppress(OSError):  # what cannot go now goes with the next build
+        for child in folder.iterdir():
+            if child.name == MARKER:
+                continue
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+        (folder / MARKER).unlink(missing_ok=True)
+        folder.rmdir()
 
 
 _RENAME_EXCHANGE = 2
@@ -299,7 +316,7 @@ def write_site(plan: Plan, out: Path, *, before_swap: Callable[[Path], None] | N
     out.parent.mkdir(parents=True, exist_ok=True)
     with _locked(out):
         for old in _leftovers(out):
-            shutil.rmtree(old, ignore_errors=True)
+            _discard(old)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
         try:
             (tmp / MARKER).write_text("written by claimpress; safe to delete\n")
@@ -333,9 +350,9 @@ def write_site(plan: Plan, out: Path, *, before_swap: Callable[[Path], None] | N
                 os.rename(tmp, out)
                 return written
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            _discard(tmp)
             raise
-        shutil.rmtree(tmp, ignore_errors=True)
+        _discard(tmp)
         return written
 
 
