@@ -163,3 +163,12 @@ def test_file_names_that_are_not_slugs_are_refused(name: str, project: Path,
     assert line.startswith("claims/") and ":0:0: (file): " in line
     assert "\x1b" not in err
     assert total == "1 error(s), 0 warning(s)"
+
+
+def test_new_never_makes_a_device_name_slug(project: Path) -> None:
+    result = run_cli("new", "Con?", cwd=project)
+    assert result.code == 0, result.err
+    assert (project / "claims" / "con-claim.yaml").is_file()
+    result = run_cli("new", "Aux", "--slug", "aux", cwd=project)
+    assert result.code == 1
+    assert result.err == "error: --slug aux: `aux` is a device name on Windows; add a word to it\n"

@@ -325,7 +325,7 @@ def slug_problem(stem: str) -> str | None:
     if len(stem) > MAX_SLUG:
         return f"file name is {len(stem)} characters; a slug has at most {MAX_SLUG}"
     if stem.lower() in WINDOWS_DEVICES:
-        return f"`{stem}` is a device name on Windows; choose a longer file name"
+        return f"`{stem}` is a device name on Windows; add a word to it"
     if not SLUG.match(stem):
         return (
             "file name must be a slug: lowercase letters, digits and single hyphens, "

@@ -17,7 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from . import emit
 from .load import CLAIMS_DIR, SITE_FILE, parse_model
-from .model import MAX_SLUG, Claim, Line, slug_problem
+from .model import MAX_SLUG, WINDOWS_DEVICES, Claim, Line, slug_problem
 from .project import Project
 from .resolve import link_follow_ups, open_questions, question_key
 from .schema import schema_file, schema_json
@@ -49,6 +49,8 @@ def slugify(question: str) -> str:
         slug = longer
     if not slug and words:  # one word longer than a whole slug
         slug = words[0][:MAX_SLUG]
+    if slug in WINDOWS_DEVICES:  # `con.yaml` cannot exist on Windows
+        slug += "-claim"
     return slug
 
 
