@@ -33,7 +33,17 @@ def cores() -> int:
 def _run(span: tuple[int, int]) -> list[Any]:
     assert _JOB is not None
     func, items = _JOB
-    return [func(item) for item in items[span[0] : span[1]]]
+    return _each(func, items[span[0] : span[1]])
+
+
+def _each(func: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """`func` over `items`, collecting the young generations after each: the garbage cycles
+    an item leaves are freed at once, and long-lived results are never traversed again."""
+    results = []
+    for item in items:
+        results.append(func(item))
+        gc.collect(1)
+    return results
 
 
 def fork_map(func: Callable[[T], R], items: Sequence[T]) -> list[R]:
@@ -41,7 +51,7 @@ def fork_map(func: Callable[[T], R], items: Sequence[T]) -> list[R]:
     enough items; results come back in order."""
     workers = min(cores(), len(items) // (MIN_ITEMS // 2) or 1)
     if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        return [func(item) for item in items]
+        return _each(func, items)
     global _JOB
     _JOB = (func, items)
     try:
@@ -56,9 +66,10 @@ def fork_map(func: Callable[[T], R], items: Sequence[T]) -> list[R]:
 
 @contextmanager
 def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector: a build allocates millions of small objects
+    """Pause automatic cyclic garbage collection: a build allocates millions of small objects
     that live until it ends, and repeated full collections over them cost more than the
-    build itself. Reference counting still frees everything acyclic at once."""
+    build itself. Reference counting still frees everything acyclic at once, and `fork_map`
+    collects the young generations after each item."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:

@@ -187,7 +187,10 @@ def _gather(root: Path, today: dt.date | None) -> Project:
 
     used: set[str] = set()
     keys: dict[str, str] = {}
-    for key, blob in fork_map(one, list(input_files(root, CLAIMS_DIR))):
+    results = fork_map(one, list(input_files(root, CLAIMS_DIR)))
+    results.reverse()
+    while results:  # popped one by one: each pickle is freed once loaded
+        key, blob = results.pop()
         used.add(key)
         claim, page, found = pickle.loads(blob)
         problems += found

@@ -170,7 +170,7 @@ def token_spans(text: str) -> list[tuple[int, int, Token | None]]:
 _MARKDOWN = markdown.Markdown(output_format="html", extensions=["sane_lists"])
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=4096)
 def markdown_html(template: str) -> str:
     """Markdown to sanitized HTML, once per distinct text."""
     _MARKDOWN.reset()
@@ -199,7 +199,7 @@ def document_html(text: str) -> Markup:
     )
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=4096)
 def html_text(fragment: str) -> str:
     """Plain text of sanitized HTML: one paragraph per block, entities decoded."""
     parser = _TextParser()

@@ -112,7 +112,7 @@ class Renderer:
         self.env.filters["isodate"] = lambda d: d.isoformat() if d else ""
         self.env.globals.update(site=site, disclaimer=self.disclaimer, version=__version__)
         self.env.globals.update(livereload=live, slugify=slugify)
-        self.known_json: dict[int, tuple[Page, str]] = {}
+        self.known_json: dict[int, tuple[Page, bytes]] = {}
         """claim_json() results already rendered (by forked workers), by page."""
 
     def format_date(self, value: dt.date) -> str:
@@ -152,7 +152,9 @@ class Renderer:
     def claim_json(self, page: Page) -> str:
         """The resolved claim as JSON: numbered citations, computed figures."""
         known = self.known_json.get(id(page))
-        return known[1] if known and known[0] is page else dumps(claim_data(page, self.site))
+        if known and known[0] is page:
+            return known[1].decode()
+        return dumps(claim_data(page, self.site))
 
     def index_html(self, pages: list[Page], *, drafts: bool = False) -> str:
         """The site's front page: every claim on the site, newest check first."""

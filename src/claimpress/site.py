@@ -95,7 +95,7 @@ def plan_site(project: Project, *, drafts: bool = False, live: bool = False) -> 
     rendered = fork_map(claim_files, pages)
     cache.prune({key for key, _ in rendered})
     for page, (_, files) in zip(pages, rendered, strict=True):
-        renderer.known_json[id(page)] = (page, files[2].decode())
+        renderer.known_json[id(page)] = (page, files[2])
         base = f"claims/{page.slug}/"
         for name, data in zip(("index.html", "index.txt", "index.json"), files, strict=True):
             plan.add(base + name, data, page.file.rel)
