@@ -180,3 +180,13 @@ def test_a_lock_file_planted_as_a_symlink_is_not_followed(project: Path, outside
     assert result.code == 1
     assert result.err.startswith("error: ") and ".build.lock" in result.err
     assert not (outside / "created-by-build").exists()
+
+
+def test_a_site_yaml_symlinked_from_outside_is_refused(project: Path, outside: Path) -> None:
+    (outside / "site.yaml").write_text((project / "site.yaml").read_text())
+    (project / "site.yaml").unlink()
+    (project / "site.yaml").symlink_to(outside / "site.yaml")
+    result = run_cli("check", cwd=project)
+    assert result.code == 1
+    assert result.err.startswith(
+        "site.yaml:0:0: (file): symlink leads outside the project; copy the file in instead\n")

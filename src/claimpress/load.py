@@ -307,6 +307,9 @@ def load_site(path: Path, rel: str) -> tuple[Site | None, Located | None, list[P
                 )
             ],
         )
+    if not path.resolve().is_relative_to(path.parent.resolve()):
+        outside = "symlink leads outside the project; copy the file in instead"
+        return None, None, [Problem(rel, 0, 0, "", outside)]
     data, problems = read(path, rel)
     if data is None:
         return None, None, problems
