@@ -203,3 +203,19 @@ def test_pages_read_without_javascript(rich: Path, browser, serve_dir) -> None: 
     page.wait_for_url("**/search/?q=rain")
     assert page.is_visible("#search-nojs")
     page.close()
+
+
+def test_keyboard_focus_is_visible_and_print_hides_navigation(rich: Path, browser,  # type: ignore[no-untyped-def]
+                                                              serve_dir) -> None:
+    base = serve_dir(build(rich))
+    page = browser.new_page()
+    page.goto(base + "claims/did-it-rain-on-tuesday/")
+    page.keyboard.press("Tab")
+    focused = page.evaluate("[document.activeElement.className, "
+                            "getComputedStyle(document.activeElement).outlineStyle]")
+    assert focused == ["skip", "solid"]
+    assert page.is_visible(".site-header nav")
+    page.emulate_media(media="print")
+    assert page.is_hidden(".site-header nav") and page.is_hidden(".site-search")
+    assert page.is_visible(".summary") and page.is_visible(".sources")
+    page.close()

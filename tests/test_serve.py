@@ -78,6 +78,11 @@ def test_drafts_are_shown_marked_draft(server: Server, browser) -> None:  # type
     expect(page.locator(".claim-list")).to_contain_text("Is this a draft?")
     page.goto(server.url + "claims/a-draft-in-progress/")
     expect(page.locator(".draft-banner")).to_have_text("DRAFT — not published")
+    response = page.goto(server.url + "no/such/page/")
+    assert response is not None and response.status == 404
+    expect(page.locator("h1")).to_have_text("Page not found")
+    page.click("text=Browse by topic")
+    expect(page.locator("h1")).to_have_text("Topics")
     page.close()
 
 

@@ -97,6 +97,7 @@ class Renderer:
 
     def __init__(self, root: Path, site: Site, *, live: bool = False) -> None:
         self.site = site
+        self.live = live
         self.env = jinja2.Environment(
             loader=ThemeLoader(root),
             autoescape=jinja2.select_autoescape(["html", "xml"]),
@@ -195,8 +196,10 @@ class Renderer:
         return self.render("search.html", root="../", path="search/", draft=drafts)
 
     def not_found_html(self) -> str:
-        """The 404 page; served at any depth, so its links start at the site's own path."""
-        return self.render("404.html", root=site_root(self.site), path="404.html", draft=False)
+        """The 404 page; served at any depth, so its links start at the site's own path (at
+        `/` under `serve`, which serves the site at the root)."""
+        root = "/" if self.live else site_root(self.site)
+        return self.render("404.html", root=root, path="404.html", draft=False)
 
     def feed_xml(self, pages: list[Page]) -> str:
         """The Atom feed of published checks, corrections and updates in their entries."""

@@ -107,6 +107,14 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         else:
             super().do_GET()
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """A missing page gets the site's own 404 page, as a web server would serve it."""
+        not_found = self.preview.out / "404.html"
+        if code == 404 and not_found.is_file():
+            self._send(404, "text/html; charset=utf-8", not_found.read_text("utf-8"))
+        else:
+            super().send_error(code, message, explain)
+
     def _send(self, status: int, content_type: str, body: str) -> None:
         data = body.encode("utf-8")
         self.send_response(status)
@@ -124,6 +132,7 @@ def error_page(error: str) -> str:
     return (
         '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'self\'">\n'
         "<title>Build failed — claimpress serve</title>\n"
         f'<script src="{PREFIX}livereload.js" defer></script>\n</head>\n<body>\n'
         '<main id="main">\n<h1>The site does not build</h1>\n'
