@@ -117,10 +117,14 @@ def parse_model(data: bytes, rel: str, shape: Any) -> tuple[Any, Node | None, li
         return None, None, document.problems
     root = document.root
     try:
-        return _adapter(shape).validate_python(yamltree.to_python(root)), root, []
+        value = _adapter(shape).validate_python(yamltree.to_python(root))
+        return (None, root, document.problems) if document.problems else (value, root, [])
     except ValidationError as exc:
+        # A value the parser already reported is not reported again by validation.
+        reported = {(p.line, p.col) for p in document.problems}
         errs = exc.errors()
         problems = [_problem(rel, root, err, shape) for err in errs[:MAX_PROBLEMS]]
+        problems = document.problems + [p for p in problems if (p.line, p.col) not in reported]
         if len(errs) > MAX_PROBLEMS:
             rest = _problem(rel, root, errs[MAX_PROBLEMS], shape)
             problems.append(

@@ -81,6 +81,11 @@ class _Stop(Exception):
         self.field = ""
 
 
+class _Soft(_Stop):
+    """A problem with one value (an impossible date, a duplicate key) that does not stop
+    parsing: the rest of the file is still read and validated, so every problem is reported."""
+
+
 def shorten(text: str, limit: int = 40) -> str:
     """Text quoted in a message: long values cut, so one huge value cannot flood the terminal."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -152,8 +157,9 @@ def parse(data: bytes, path: str, first: str = "question") -> Document:
     if bad:
         return fail(*bad)
     assert text is not None
+    soft: list[_Soft] = []
     try:
-        root = _build(yaml.parse(text, Loader=_Loader))
+        root = _build(yaml.parse(text, Loader=_Loader), soft)
     except _Stop as stop:
         return Document(None, [Problem(path, stop.line, stop.col, stop.field, stop.message)])
     except yaml.MarkedYAMLError as exc:
@@ -184,7 +190,7 @@ def parse(data: bytes, path: str, first: str = "question") -> Document:
             root.col,
             f"file must be a mapping of fields (`{first}: ...`), not {kind_of(root)}",
         )
-    return Document(root)
+    return Document(root, [Problem(path, s.line, s.col, s.field, s.message) for s in soft])
 
 
 def _syntax_message(exc: yaml.MarkedYAMLError) -> str:
@@ -197,11 +203,12 @@ def _pos(event: Any) -> tuple[int, int]:
     return event.start_mark.line + 1, event.start_mark.column + 1
 
 
-def _build(events: Any) -> Node | None:
-    """Turn the event stream into nodes, iteratively so depth never exhausts the stack."""
+def _build(events: Any, soft: list[_Soft]) -> Node | None:
+    """Turn the event stream into nodes, iteratively so depth never exhausts the stack;
+    problems that do not stop parsing go to `soft`."""
     stack: list[tuple[Node, Node | None]] = []  # (container, pending key for mappings)
     try:
-        return _build_events(events, stack)
+        return _build_events(events, stack, soft)
     except _Stop as stop:
         stop.field = stop.field or _field(stack)
         raise
@@ -222,7 +229,9 @@ def _field(stack: list[tuple[Node, Node | None]]) -> str:
     return out
 
 
-def _build_events(events: Any, stack: list[tuple[Node, Node | None]]) -> Node | None:
+def _build_events(
+    events: Any, stack: list[tuple[Node, Node | None]], soft: list[_Soft]
+) -> Node | None:
     root: Node | None = None
     documents = 0
     for event in events:
@@ -240,13 +249,18 @@ def _build_events(events: Any, stack: list[tuple[Node, Node | None]]) -> Node | 
                 *_pos(event), f"YAML alias `*{event.anchor}` is not allowed; write the value out"
             )
         if isinstance(event, yaml.ScalarEvent):
-            node = _scalar(event)
+            try:
+                node = _scalar(event)
+            except _Soft as problem:  # kept as the text it is, so the file reads on
+                problem.field = _field(stack)
+                soft.append(problem)
+                node = Node(event.value, problem.line, problem.col, event.value)
         elif isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
             _check_tag(event, event.tag)
             if len(stack) >= MAX_DEPTH:
                 raise _Stop(*_pos(event), f"nested more than {MAX_DEPTH} levels deep")
             container = Node([] if isinstance(event, yaml.SequenceStartEvent) else {}, *_pos(event))
-            _attach(stack, container)
+            _attach(stack, container, soft)
             stack.append((container, None))
             continue
         elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
@@ -259,11 +273,16 @@ def _build_events(events: Any, stack: list[tuple[Node, Node | None]]) -> Node | 
         if not stack:
             root = node
         else:
-            _attach(stack, node)
+            _attach(stack, node, soft)
     return root
 
 
-def _attach(stack: list[tuple[Node, Node | None]], node: Node) -> None:
+@dataclass(slots=True)
+class _Duplicate(Node):
+    """A duplicate key: its value is read, then dropped (the first one stands)."""
+
+
+def _attach(stack: list[tuple[Node, Node | None]], node: Node, soft: list[_Soft]) -> None:
     if not stack:
         return
     parent, key = stack[-1]
@@ -280,17 +299,19 @@ def _attach(stack: list[tuple[Node, Node | None]], node: Node) -> None:
         node.value = name
         previous = parent.value.get(name)
         if previous is not None:
-            stop = _Stop(
+            problem = _Soft(
                 node.line,
                 node.col,
                 f"duplicate key `{name}` (first at line {previous.key.line}); remove one of them",
             )
             parent_field = _field(stack)
-            stop.field = f"{parent_field}.{name}" if parent_field else name
-            raise stop
+            problem.field = f"{parent_field}.{name}" if parent_field else name
+            soft.append(problem)
+            node = _Duplicate(name, node.line, node.col, node.raw, node.plain)
         stack[-1] = (parent, node)
     else:
-        parent.value[key.value] = Entry(key, node)
+        if not isinstance(key, _Duplicate):
+            parent.value[key.value] = Entry(key, node)
         stack[-1] = (parent, None)
 
 
@@ -325,10 +346,10 @@ def _scalar(event: Any) -> Node:
             shown = shorten(text)
             if tag == _TAG + "timestamp":
                 reason = str(exc) if len(str(exc)) <= 40 else "out of range"
-                raise _Stop(
+                raise _Soft(
                     line, col, f"`{shown}` is not a real date ({reason}); write it as YYYY-MM-DD"
                 ) from None
-            raise _Stop(line, col, f"`{shown}` is not a valid {tag.replace(_TAG, '')}") from None
+            raise _Soft(line, col, f"`{shown}` is not a valid {tag.replace(_TAG, '')}") from None
         if isinstance(value, dt.datetime):
             value = value.date() if value.time() == dt.time() and value.tzinfo is None else value
     return Node(value, line, col, text, plain)
