@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SEEDS = REPO.parent / "shared" / "seeds"
+SEEDS = Path(__file__).parent / "seeds"
+"""The two seed articles of the house format, copied from the product's `shared/seeds/`."""
+SHARED_SEEDS = REPO.parent / "shared" / "seeds"
 
 SITE_YAML = """\
 title: Test Checks

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SEEDS, run_cli
+from conftest import REPO, SEEDS, SHARED_SEEDS, run_cli
 
 SEED_CLAIMS = {
     "000_088960e0766809d2.txt": "what-percentage-of-tips-does-ncmec-actually-pursue",
@@ -21,6 +21,14 @@ SEED_CLAIMS = {
 }
 FORMATS = {"text": "txt", "md": "md", "json": "json", "html": "html"}
 GOLDEN = Path(__file__).parent / "golden"
+
+
+def test_the_seed_copies_are_the_products_seeds() -> None:
+    assert sorted(p.name for p in SEEDS.glob("*.txt")) == sorted(SEED_CLAIMS)
+    if not SHARED_SEEDS.is_dir():
+        pytest.skip(f"no {SHARED_SEEDS} beside this checkout to compare the copies with")
+    for seed in SEED_CLAIMS:
+        assert (SEEDS / seed).read_bytes() == (SHARED_SEEDS / seed).read_bytes(), seed
 
 
 @pytest.mark.parametrize(("seed", "slug"), SEED_CLAIMS.items())
