@@ -67,6 +67,18 @@ def fixed_now(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLAIMPRESS_NOW", NOW)
 
 
+@pytest.fixture(scope="session")
+def user_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A user cache folder for the whole run (the cache's signing key goes there)."""
+    return tmp_path_factory.mktemp("user-cache")
+
+
+@pytest.fixture(autouse=True)
+def no_user_cache(monkeypatch: pytest.MonkeyPatch, user_cache: Path) -> None:
+    """Keep the tests out of the real ~/.cache: commands run with XDG_CACHE_HOME set."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(user_cache))
+
+
 @dataclass
 class Result:
     code: int
