@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 
 import pytest
 from typer.main import get_command
 
 from claimpress.cli import app
-from conftest import run_cli, tree
+from conftest import REPO, run_cli, tree
 
 COMMANDS = sorted(get_command(app).commands)  # type: ignore[attr-defined]
 
@@ -121,3 +122,9 @@ def test_schema_is_json_schema(tmp_path: Path) -> None:
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert "question" in schema["required"]
     assert schema["additionalProperties"] is False
+
+
+def test_version_is_the_packages(tmp_path: Path) -> None:
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    result = run_cli("--version", cwd=tmp_path)
+    assert (result.code, result.out) == (0, f"claimpress {version}\n")

@@ -22,6 +22,7 @@ app = typer.Typer(
     help="claimpress turns YAML claim files into executive-summary fact-check pages "
     "and builds them into a static site.",
     no_args_is_help=True,
+    invoke_without_command=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -36,11 +37,24 @@ class State:
 
 @app.callback()
 def _options(
+    ctx: typer.Context,
     project: Annotated[
         Path,
         typer.Option("--project", "-C", help="The project folder (with site.yaml and claims/)."),
     ] = Path("."),
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print claimpress's version and exit.", is_eager=True),
+    ] = False,
 ) -> None:
+    if version:
+        from . import __version__
+
+        typer.echo(f"claimpress {__version__}")
+        raise typer.Exit()
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(2)
     State.project = project
 
 
