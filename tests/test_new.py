@@ -54,6 +54,14 @@ def test_new_writes_a_draft_that_checks_clean(project: Path) -> None:
     check = run_cli("check", cwd=project)
     assert check.code == 0, check.err
     assert "error" not in check.err.replace("0 error(s)", "")
+    # Each placeholder left to fill in is a warning at its exact place.
+    todo = "warning: `TODO` is still here; write the text it stands for [placeholder]"
+    assert [line.split(": ", 2)[:2] for line in check.err.splitlines() if todo in line] == [
+        ["claims/is-the-sea-salty.yaml:19:3", "summary"],
+        ["claims/is-the-sea-salty.yaml:23:14", "sections[0].heading"],
+        ["claims/is-the-sea-salty.yaml:25:7", "sections[0].body"],
+        ["claims/is-the-sea-salty.yaml:28:7", "sections[1].body"],
+    ]
     # The schema the file names is there, and the file is valid under it.
     schema = json.loads((project / "schema" / "claim.schema.json").read_text())
     assert schema == json.loads((REPO / "schema" / "claim.schema.json").read_text())

@@ -42,6 +42,7 @@ RULES: dict[str, tuple[Severity, str]] = {
     "no-bottom-line": ("warning", "a last section whose heading is not a bottom line"),
     "unapproved-edit": ("warning", "a published claim edited with no correction or update"),
     "needs-approval": ("warning", "a published claim whose content has no approval"),
+    "placeholder": ("warning", "prose still holding a `TODO` left by `claimpress new`"),
     "lint-ignore": ("warning", "an ignore with no reason, an unknown rule, or silencing nothing"),
 }
 """Every rule: its severity and what it finds (`claimpress check` prints the name)."""
@@ -524,6 +525,24 @@ def no_bottom_line(ctx: Context) -> Iterator[Finding]:
         )
 
 
+TODO = re.compile(r"\bTODO\b")
+"""The placeholder `claimpress new` writes in every field the writer must fill in."""
+
+
+def placeholder(ctx: Context) -> Iterator[Finding]:
+    """Prose that still holds a placeholder for the writer to replace."""
+    for loc, text, _ in prose_fields(ctx.page):
+        if match := TODO.search(text):
+            yield Finding(
+                "placeholder",
+                ctx.file,
+                loc,
+                "`TODO` is still here; write the text it stands for",
+                field_path(loc),
+                at=locate_in_field(ctx.file, loc, text, match.start()),
+            )
+
+
 # --- Approvals -----------------------------------------------------------------------------
 
 
@@ -570,6 +589,7 @@ CLAIM_RULES: tuple[ClaimRule, ...] = (
     not_a_question,
     uncited_summary,
     no_bottom_line,
+    placeholder,
     approval_rules,
 )
 """The rules run on every claim that resolved, in this order."""
