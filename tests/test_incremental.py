@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from claimpress import parallel
-from claimpress.cache import CACHE_DIR
+from claimpress.cache import CACHE_DIR, Pack
 from claimpress.project import gather
 from claimpress.site import MANIFEST, build
 from conftest import REPO, tree
@@ -57,6 +57,11 @@ def builds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Builds:
     return Builds(root, tmp_path, monkeypatch)
 
 
+def _stored(folder: Path) -> int:
+    """How many entries the segments of a pack hold (the count after each segment's magic)."""
+    return sum(int.from_bytes(p.read_bytes()[8:16], "little") for p in folder.glob("seg-*"))
+
+
 def _inodes(out: Path) -> dict[str, int]:
     return {p.relative_to(out).as_posix(): p.stat().st_ino for p in out.rglob("*") if p.is_file()}
 
@@ -65,7 +70,7 @@ def test_warm_builds_match_cold_builds_through_every_kind_of_edit(builds: Builds
     root = builds.root
     claims = sorted((root / "claims").iterdir())
     first = builds.same()
-    assert len(list((root / CACHE_DIR / "claims").iterdir())) == 12
+    assert _stored(root / CACHE_DIR / "claims") == 12
     assert builds.same() == first
 
     # One claim edited: only its own files (and lists that show it) are rewritten.
@@ -118,15 +123,24 @@ def test_warm_builds_match_cold_builds_through_every_kind_of_edit(builds: Builds
     assert any(p.field == "checked_onn" for p in gather(root).problems)
     claims[4].write_text(claims[4].read_text().replace("checked_onn:", "checked_on:"))
     builds.same()
+    # Entries no run uses any more are dropped, and segments do not pile up.
+    for kind in ("summaries", "claims", "lint"):
+        assert len(list((root / CACHE_DIR / kind).glob("seg-*"))) <= Pack.MAX_SEGMENTS
+    assert _stored(root / CACHE_DIR / "claims") < 12 * 4
 
 
-def test_a_tampered_cache_entry_is_ignored(builds: Builds) -> None:
+@pytest.mark.parametrize("at", [-40, 60])
+def test_a_tampered_cache_entry_is_ignored(builds: Builds, at: int) -> None:
     first = builds.same()
-    for entry in (builds.root / CACHE_DIR / "claims").iterdir():
-        data = bytearray(entry.read_bytes())
-        data[-40] ^= 1  # a planted or damaged pickle: the signature no longer matches
-        entry.write_bytes(bytes(data))
+    for kind in ("summaries", "claims", "lint"):
+        for segment in (builds.root / CACHE_DIR / kind).glob("seg-*"):
+            data = bytearray(segment.read_bytes())
+            # A planted or damaged pickle (at the end), or index (at the start): the
+            # signature no longer matches.
+            data[at] ^= 1
+            segment.write_bytes(bytes(data))
     assert builds.same() == first
+    assert gather(builds.root).problems == gather(builds.root).problems
 
 
 def test_a_build_file_changed_by_hand_is_rewritten_not_reused(builds: Builds) -> None:

@@ -12,11 +12,16 @@ outside the project (in the user's cache folder): a planted file is ignored, not
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import hmac
+import mmap
 import os
+import secrets
+import struct
 import sys
+import time
 from pathlib import Path
 
 from . import __version__
@@ -116,3 +121,159 @@ class Cache:
                     (self.folder / name).unlink(missing_ok=True)
         except OSError:
             return
+
+
+_MAGIC = b"CPPACK1\n"
+_HEAD = struct.Struct("<8sQ32s")
+"""A segment's header: magic, entry count, signature of its index."""
+_ROW = struct.Struct("<32sQQ32s")
+"""One index row: key, offset, length, signature of the entry."""
+
+
+class Pack:
+    """Signed entries of one kind in a few segment files (not one file per entry), so that
+    a warm run opens a handful of files; entries are read lazily from memory maps.
+
+    New entries are kept in memory until `save`, which appends them as one new segment,
+    or rewrites every used entry into a single segment once the unused ones outweigh them
+    (or segments pile up). A segment whose index signature is wrong is ignored whole; an
+    entry whose own signature is wrong is a miss. Without a key (CLAIMPRESS_NO_CACHE, or
+    nowhere to keep one) nothing is read or written, but `put` entries stay readable.
+    """
+
+    MAX_SEGMENTS = 8
+    """Past this many segments, `save` compacts them into one."""
+
+    def __init__(self, root: Path, context: list[bytes], kind: str) -> None:
+        self.folder = root / CACHE_DIR / kind
+        self.secret = None if os.environ.get("CLAIMPRESS_NO_CACHE") else _secret()
+        salt = hashlib.sha256(code_digest().encode())
+        for part in context:
+            salt.update(hashlib.sha256(part).digest())
+        self.salt = salt.digest()
+        self.used: set[str] = set()
+        """Keys read or written by this run, for `save`."""
+        self.index: dict[str, tuple[mmap.mmap, int, int, bytes]] = {}
+        """Stored entries: key, then the map, offset, length and signature of the data."""
+        self.new: dict[str, bytes] = {}
+        """Entries put by this run, not yet saved."""
+        self.segments: list[Path] = []
+        if self.secret is not None:
+            self._open()
+
+    def _open(self) -> None:
+        try:
+            names = sorted(os.listdir(self.folder))
+        except OSError:
+            return
+        for name in names:
+            if not name.startswith("seg-"):
+                continue
+            path = self.folder / name
+            self.segments.append(path)
+            try:
+                self._read_segment(path)
+            except (OSError, ValueError, struct.error):
+                continue
+
+    def _read_segment(self, path: Path) -> None:
+        with open(path, "rb") as handle:
+            data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        magic, count, signature = _HEAD.unpack_from(data, 0)
+        end = _HEAD.size + count * _ROW.size
+        if magic != _MAGIC or end > len(data):
+            return
+        rows = data[_HEAD.size : end]
+        if not hmac.compare_digest(signature, self._sign(rows)):
+            return
+        for key, offset, length, sig in _ROW.iter_unpack(rows):
+            if offset + length <= len(data):
+                self.index[key.hex()] = (data, offset, length, sig)
+
+    def key(self, *parts: str | bytes) -> str:
+        """The key of an entry: the pack's context plus `parts`."""
+        digest = hashlib.sha256(self.salt)
+        for part in parts:
+            data = part.encode() if isinstance(part, str) else part
+            digest.update(len(data).to_bytes(8, "big") + data)
+        return digest.hexdigest()
+
+    def _sign(self, data: bytes | memoryview) -> bytes:
+        assert self.secret is not None
+        return hmac.digest(self.secret, data, "sha256")
+
+    def has(self, key: str) -> bool:
+        """Whether an entry is stored under `key` (its signature is checked by `get`); the
+        entry counts as used, so `save` keeps it."""
+        self.used.add(key)
+        return key in self.new or key in self.index
+
+    def get(self, key: str) -> bytes | None:
+        """The entry stored under `key`, if there is one and its signature is ours."""
+        self.used.add(key)
+        if key in self.new:
+            return self.new[key]
+        view = self._view(key)
+        return None if view is None else bytes(view)
+
+    def _view(self, key: str) -> memoryview | None:
+        """A stored entry without copying it, if its signature is ours."""
+        found = self.index.get(key)
+        if found is None:
+            return None
+        data, offset, length, signature = found
+        view = memoryview(data)[offset : offset + length]
+        return view if hmac.compare_digest(signature, self._sign(view)) else None
+
+    def put(self, key: str, data: bytes) -> None:
+        """Add an entry, written by the next `save`."""
+        self.used.add(key)
+        self.new[key] = data
+
+    def save(self) -> None:
+        """Write this run's new entries; drop the entries no run of this kind used, by
+        rewriting the pack when they weigh more than the used ones."""
+        if self.secret is None:
+            return
+        dead = sum(n for k, (_, _, n, _) in self.index.items() if k not in self.used)
+        live = sum(n for k, (_, _, n, _) in self.index.items() if k in self.used)
+        compact = dead > live or len(self.segments) >= self.MAX_SEGMENTS
+        if not self.new and not (compact and dead):
+            return
+        entries: dict[str, bytes | memoryview] = dict(self.new)
+        if compact:
+            for key in sorted(self.used - entries.keys()):
+                view = self._view(key)
+                if view is not None:
+                    entries[key] = view
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            path = self._write(entries)
+        except OSError:
+            return
+        if compact:
+            for old in self.segments:
+                old.unlink(missing_ok=True)
+            self.segments, self.index = [], {}
+        self.segments.append(path)
+        with contextlib.suppress(OSError, ValueError, struct.error):
+            self._read_segment(path)
+        # Saved entries are read from the segment's map from now on, not kept in memory.
+        self.new = {k: v for k, v in self.new.items() if k not in self.index}
+
+    def _write(self, entries: dict[str, bytes | memoryview]) -> Path:
+        """One segment, written atomically (a killed run leaves no half-written segment)."""
+        offset = _HEAD.size + len(entries) * _ROW.size
+        rows = bytearray()
+        for key, blob in entries.items():
+            rows += _ROW.pack(bytes.fromhex(key), offset, len(blob), self._sign(blob))
+            offset += len(blob)
+        name = f"seg-{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}"
+        tmp = self.folder / f".tmp-{name}"
+        with open(tmp, "wb") as handle:
+            handle.write(_HEAD.pack(_MAGIC, len(entries), self._sign(bytes(rows))))
+            handle.write(rows)
+            for blob in entries.values():
+                handle.write(blob)
+        os.replace(tmp, self.folder / name)
+        return self.folder / name

@@ -140,7 +140,8 @@ def check(
         if bad:
             raise typer.Exit(1)
         if format is ReportFormat.text and project is not None:
-            typer.echo(f"ok: {len(project.claims)} claim(s) checked")
+            checked = sum(1 for s in project.summaries if s.slug is not None)
+            typer.echo(f"ok: {checked} claim(s) checked")
 
 
 @app.command()

@@ -6,18 +6,21 @@ Nothing is written here: `check` is exactly `gather`, and `build` is `gather` th
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import gc
 import os
 import pickle
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, tokenize_pattern
 
 from . import clock, lint
 from .approvals import Approval, approved_page, content_hash, load_approvals
-from .cache import Cache
+from .cache import Pack
 from .load import (
     CLAIMS_DIR,
     FIGURES_DIR,
@@ -37,6 +40,63 @@ from .problems import Problem, ProblemsFound, errors
 from .resolve import Page, Registry, build_registry, link_follow_ups, resolve_claim
 
 
+class Summary(NamedTuple):
+    """What `check` needs of one claim file, kept apart from its (much larger) page."""
+
+    path: Path
+    rel: str
+    key: str
+    """The claim's cache key: its path and bytes in the project's context."""
+    slug: str | None
+    """The file's slug when it validated (it then has a `ClaimFile`), else None."""
+    resolved: bool
+    """Whether it resolved into a `Page`."""
+    status: str
+    content_hash: str
+    """The page's approval hash (`approvals.content_hash`), when it resolved."""
+    problems: tuple[Problem, ...]
+    """What loading and resolving it found."""
+
+
+class _Claims:
+    """The validated claim files and their pages, loaded from the cache when first used:
+    `check` needs only the summaries."""
+
+    def __init__(self, summaries: list[Summary], pack: Pack, registry: Registry, site: Site):
+        self.summaries, self.pack, self.registry, self.site = summaries, pack, registry, site
+
+    def entry(self, summary: Summary) -> tuple[ClaimFile | None, Page | None]:
+        """One claim's file and page: from the cache, or loaded again if its entry is gone."""
+        blob = self.pack.get(summary.key)
+        if blob is not None:
+            entry: tuple[ClaimFile | None, Page | None] = pickle.loads(blob)
+            return entry
+        data, _ = read(summary.path, summary.rel)
+        if data is None:
+            return None, None
+        claim, page, _ = _load_and_resolve(
+            summary.path, summary.rel, data, self.registry, self.site
+        )
+        return claim, page
+
+    def load(self) -> tuple[tuple[ClaimFile, ...], tuple[Page, ...]]:
+        """Every validated file and every page, in file order."""
+        claims: list[ClaimFile] = []
+        pages: list[Page] = []
+        with gc_paused():
+            for summary in self.summaries:
+                if summary.slug is None:
+                    continue
+                claim, page = self.entry(summary)
+                if claim is not None:
+                    claims.append(claim)
+                if page is not None:
+                    pages.append(page)
+            # Long-lived from here on: never traversed by the collector again.
+            gc.freeze()
+        return tuple(claims), tuple(pages)
+
+
 @dataclass(frozen=True)
 class Project:
     """Everything read from a project folder, validated and resolved."""
@@ -44,19 +104,46 @@ class Project:
     root: Path
     site: Site
     site_file: Located
-    claims: tuple[ClaimFile, ...]
     registry: Registry
-    pages: tuple[Page, ...]
-    """Every claim that resolved, whatever its status, sorted by slug."""
+    summaries: tuple[Summary, ...]
+    """One per claim file that could be read, in file order."""
     problems: tuple[Problem, ...]
     """Everything found wrong, errors and warnings, sorted by file and line."""
+    _claims: _Claims = field(repr=False, compare=False)
     approvals: Mapping[str, Approval] = field(default_factory=dict)
     """The latest approval of each claim, by slug (`approvals/<slug>.json`)."""
-    approved: Mapping[str, Page | None] = field(default_factory=dict)
-    """Under `require_approval`: by slug, the version of each published claim the site may
-    show (the current one when its approval matches, else the approved snapshot), or None."""
+    _approved: Mapping[str, Page | bool] = field(default_factory=dict, repr=False)
     today: dt.date = field(default_factory=clock.today)
     """The date the project was checked as of."""
+
+    @functools.cached_property
+    def _loaded(self) -> tuple[tuple[ClaimFile, ...], tuple[Page, ...]]:
+        return self._claims.load()
+
+    @property
+    def claims(self) -> tuple[ClaimFile, ...]:
+        """Every claim file that validated, in file order."""
+        return self._loaded[0]
+
+    @property
+    def pages(self) -> tuple[Page, ...]:
+        """Every claim that resolved, whatever its status, sorted by slug."""
+        return self._loaded[1]
+
+    @functools.cached_property
+    def approved(self) -> Mapping[str, Page | None]:
+        """Under `require_approval`: by slug, the version of each published claim the site
+        may show (the current one when its approval matches, else the approved snapshot),
+        or None."""
+        current = (
+            {p.slug: p for p in self.pages}
+            if any(v is True for v in self._approved.values())
+            else {}
+        )
+        return {
+            slug: current.get(slug) if v is True else (v or None)
+            for slug, v in self._approved.items()
+        }
 
     def published(self, *, drafts: bool = False) -> list[Page]:
         """The pages that go on the site, follow-ups linked among them, newest check first;
@@ -169,79 +256,121 @@ def _gather(root: Path, today: dt.date | None) -> Project:
     registry, found = build_registry(registry_files)
     problems += found
 
-    claims: list[ClaimFile] = []
-    pages: list[Page] = []
-    cache = Cache(root, context)
+    approvals, found = load_approvals(root, display_path)
+    problems += found
+    summaries = Pack(root, context, "summaries")
+    pack = Pack(root, context, "claims")
+    lints = Pack(root, context, "lint")
 
-    def one(item: tuple[Path, str, Problem | None]) -> tuple[str, bytes]:
-        path, rel, problem = item
+    def lint_key(key: str, slug: str, content: str) -> tuple[str, Approval | None, bool]:
+        approval = approvals.get(slug)
+        matches = approval is not None and approval.content_hash == content
+        return lints.key(key, today.isoformat(), repr(approval), str(matches)), approval, matches
+
+    def compute(item: tuple[Path, str, str, bytes]) -> tuple[bytes, bytes | None, bytes | None]:
+        path, rel, key, data = item
+        claim, page, found = _load_and_resolve(path, rel, data, registry, site)
+        content = content_hash(page, registry) if page is not None else ""
+        status = claim.claim.status if claim is not None else ""
+        summary = (claim.slug if claim else None, page is not None, status, content, tuple(found))
+        entry = pickle.dumps((claim, page), protocol=5) if claim is not None else None
+        findings = None
+        if page is not None:
+            _, approval, matches = lint_key(key, page.slug, content)
+            context = lint.Context(page, registry, site, today, approval, matches)
+            findings = pickle.dumps(lint.lint_claim(context), protocol=5)
+        return pickle.dumps(summary, protocol=5), entry, findings
+
+    files: list[Summary | tuple[Path, str, str]] = []
+    todo: list[tuple[Path, str, str, bytes]] = []
+    for path, rel, problem in input_files(root, CLAIMS_DIR):
         data, found = (None, [problem]) if problem else read(path, rel)
         if data is None:
-            return "", pickle.dumps((None, None, found))
-        key = cache.key(rel, data)
-        blob = cache.get(key)
-        if blob is None:
-            blob = pickle.dumps(_load_and_resolve(path, rel, data, registry, site), protocol=5)
-            cache.put(key, blob)
-        return key, blob
+            problems += found
+            continue
+        key = summaries.key(rel, data)
+        blob = summaries.get(key)
+        if blob is not None:
+            summary = Summary(path, rel, key, *pickle.loads(blob))
+            if summary.slug is None or pack.has(key):
+                files.append(summary)
+                continue
+        files.append((path, rel, key))
+        todo.append((path, rel, key, data))
+    computed = iter(fork_map(compute, todo))
+    del todo
+    gathered: list[Summary] = []
+    for item in files:
+        if not isinstance(item, Summary):
+            blob, entry, findings = next(computed)
+            summaries.put(item[2], blob)
+            item = Summary(*item, *pickle.loads(blob))
+            if entry is not None:
+                pack.put(item.key, entry)
+            if findings is not None:
+                lints.put(lint_key(item.key, item.slug or "", item.content_hash)[0], findings)
+        gathered.append(item)
+        problems += item.problems
+    claims = _Claims(gathered, pack, registry, site)
 
-    used: set[str] = set()
-    keys: dict[str, str] = {}
-    results = fork_map(one, list(input_files(root, CLAIMS_DIR)))
-    results.reverse()
-    while results:  # popped one by one: each pickle is freed once loaded
-        key, blob = results.pop()
-        used.add(key)
-        claim, page, found = pickle.loads(blob)
-        problems += found
-        if claim is not None:
-            claims.append(claim)
-        if page is not None:
-            pages.append(page)
-            keys[page.file.rel] = key
-    cache.prune(used)
-    seen: dict[str, ClaimFile] = {}
-    for claim in claims:
-        if claim.slug in seen:
+    seen: dict[str, str] = {}
+    for summary in gathered:
+        if summary.slug is None:
+            continue
+        if summary.slug in seen:
             problems.append(
                 Problem(
-                    claim.rel,
+                    summary.rel,
                     0,
                     0,
                     "",
-                    f"slug `{claim.slug}` is also the slug "
-                    f"of {seen[claim.slug].rel}; rename one of the files",
+                    f"slug `{summary.slug}` is also the slug "
+                    f"of {seen[summary.slug]}; rename one of the files",
                 )
             )
-        seen.setdefault(claim.slug, claim)
-    approvals, found = load_approvals(root, display_path)
-    problems += found
+        seen.setdefault(summary.slug, summary.rel)
     problems += lint.lint_registry(registry, today)
-    approved: dict[str, Page | None] = {}
-    lint_cache = Cache(root, context, "lint")
-    for page in pages:
-        approval = approvals.get(page.slug)
-        matches = approval is not None and approval.content_hash == content_hash(page, registry)
-        problems += _lint(
-            lint_cache,
-            lint_cache.key(keys[page.file.rel], today.isoformat(), repr(approval), str(matches)),
-            lint.Context(page, registry, site, today, approval, matches),
-        )
-        if page.claim.status != "published" or not site.require_approval:
+
+    def lint_one(summary: Summary) -> bytes:
+        _, page = claims.entry(summary)
+        assert page is not None
+        _, approval, matches = lint_key(summary.key, page.slug, summary.content_hash)
+        context = lint.Context(page, registry, site, today, approval, matches)
+        return pickle.dumps(lint.lint_claim(context), protocol=5)
+
+    unlinted: list[tuple[Summary, str]] = []
+    approved: dict[str, Page | bool] = {}
+    for summary in gathered:
+        if not summary.resolved:
             continue
-        approved[page.slug] = page if matches else None
+        assert summary.slug is not None
+        key, approval, matches = lint_key(summary.key, summary.slug, summary.content_hash)
+        blob = lints.get(key)
+        if blob is None:
+            unlinted.append((summary, key))
+        else:
+            problems += pickle.loads(blob)
+        if summary.status != "published" or not site.require_approval:
+            continue
+        approved[summary.slug] = matches
         if approval is not None and not matches:
-            approved[page.slug], found = approved_page(approval, site)
+            page, found = approved_page(approval, site)
+            approved[summary.slug] = page or False
             problems += found
-    lint_cache.prune(lint_cache.used)
+    blobs = fork_map(lint_one, [summary for summary, _ in unlinted])
+    for (_, key), blob in zip(unlinted, blobs, strict=True):
+        lints.put(key, blob)
+        problems += pickle.loads(blob)
+    for kept in (summaries, pack, lints):
+        kept.save()
     return Project(
         root,
         site,
         site_file,
-        tuple(claims),
         registry,
-        tuple(pages),
+        tuple(gathered),
         tuple(sorted(set(problems))),
+        claims,
         approvals,
         approved,
         today,
@@ -259,18 +388,6 @@ def _load_and_resolve(path: Path, rel: str, data: bytes, registry: Registry, sit
         return None, None, found
     page, more = resolve_claim(claim, registry, site)
     return claim, page, found + more
-
-
-def _lint(cache: Cache, key: str, context: lint.Context) -> list[Problem]:
-    """The review rules' findings on one claim, from the cache when nothing they read changed."""
-    cache.used.add(key)
-    blob = cache.get(key)
-    if blob is not None:
-        found: list[Problem] = pickle.loads(blob)
-        return found
-    found = lint.lint_claim(context)
-    cache.put(key, pickle.dumps(found, protocol=5))
-    return found
 
 
 def require_clean(project: Project, *, strict: bool = False) -> None:
