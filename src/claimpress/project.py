@@ -177,12 +177,24 @@ def input_files(root: Path, folder: str) -> Iterator[tuple[Path, str, Problem | 
     if not directory.is_dir():
         return
     top = root.resolve()
-    for path in sorted(directory.iterdir()):
-        if path.suffix not in (".yaml", ".yml") or path.name.startswith("."):
-            continue
-        rel = display_path(path)
-        target = path.resolve()
-        if not target.is_relative_to(top):
+    # Only symlinks need resolving one by one: a plain file's real path is in the folder's.
+    inside = directory.resolve().is_relative_to(top)
+    where = display_path(directory)
+    with os.scandir(directory) as found:
+        entries = sorted(
+            (e for e in found if e.name.endswith((".yaml", ".yml")) and e.name[0] != "."),
+            key=lambda e: e.name,
+        )
+    for entry in entries:
+        path = directory / entry.name
+        rel = entry.name if where == "." else f"{where}/{entry.name}"
+        if entry.is_symlink() or not inside:
+            target = path.resolve()
+            outside = not target.is_relative_to(top)
+            regular = target.is_file()
+        else:
+            outside, regular = False, entry.is_file(follow_symlinks=False)
+        if outside:
             yield (
                 path,
                 rel,
@@ -190,7 +202,7 @@ def input_files(root: Path, folder: str) -> Iterator[tuple[Path, str, Problem | 
                     rel, 0, 0, "", "symlink leads outside the project; copy the file in instead"
                 ),
             )
-        elif not target.is_file():
+        elif not regular:
             yield path, rel, Problem(rel, 0, 0, "", "not a regular file")
         else:
             yield path, rel, None
