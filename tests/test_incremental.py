@@ -150,3 +150,28 @@ def test_a_build_file_changed_by_hand_is_rewritten_not_reused(builds: Builds) ->
     page.write_text("edited by hand")
     assert builds.same() == first
     assert (builds.root / "build" / MANIFEST).is_file()
+
+
+def test_check_finds_what_a_build_finds_and_keeps_the_cached_pages(builds: Builds) -> None:
+    root = builds.root
+    claims = sorted((root / "claims").iterdir())
+    claims[2].write_text(claims[2].read_text().replace("checked_on:", "checked_onn:"))
+    claims[3].write_text(claims[3].read_text().replace("[@src-", "[@nosuch-", 1))
+    checked = gather(root, render=False)  # cold: nothing cached yet
+    assert any(p.field == "checked_onn" for p in checked.problems)
+    assert any("nosuch" in p.message for p in checked.problems)
+    gathered = gather(root)
+    assert checked.problems == gathered.problems
+    assert gather(root, render=False).problems == gathered.problems  # warm
+    first = builds.same()
+    stored = _stored(root / CACHE_DIR / "claims")
+    assert gather(root, render=False).problems == gathered.problems
+    assert _stored(root / CACHE_DIR / "claims") == stored
+    # A project gathered without rendering still hands out fully rendered pages.
+    page = gather(root, render=False).pages[0]
+    assert page == next(p for p in gathered.pages if p.slug == page.slug)
+    assert page.summary.html
+    with builds.monkeypatch.context() as m:
+        m.setenv("CLAIMPRESS_NO_CACHE", "1")
+        assert gather(root, render=False).pages == gathered.pages
+    assert builds.same() == first

@@ -128,7 +128,7 @@ def check(
     with handled():
         project: Project | None = None
         try:
-            project = load()
+            project = gather(State.project, render=False)
             problems = list(project.problems)
         except ProblemsFound as exc:
             problems = exc.problems

@@ -55,12 +55,14 @@ def _non_empty(value: str) -> str:
 _URL_FORBIDDEN = set('<>"`\\^{|}')
 """Characters a URL never holds unencoded; a browser may read them differently than we do
 (`\\` is a `/` to a browser), or they break out of the page around the link."""
+_URL_SUSPECT = re.compile(r'[^\x21-\x7e]|[<>"`\\^{|}]')
+"""A character the checks below look at one by one (most URLs have none: plain ASCII)."""
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
 
 
 def check_url(value: str) -> str:
     """An absolute http(s) URL with a real host and no credentials, or a ValueError saying why."""
-    for ch in value:
+    for ch in value if _URL_SUSPECT.search(value) else ():
         if ch.isspace() or not ch.isprintable() or unicodedata.category(ch) == "Cf":
             raise ValueError(
                 f"URL must not contain spaces or control or invisible characters (found {ch!r})"

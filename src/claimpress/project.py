@@ -65,8 +65,11 @@ class _Claims:
     def __init__(self, summaries: list[Summary], pack: Pack, registry: Registry, site: Site):
         self.summaries, self.pack, self.registry, self.site = summaries, pack, registry, site
 
-    def entry(self, summary: Summary) -> tuple[ClaimFile | None, Page | None]:
-        """One claim's file and page: from the cache, or loaded again if its entry is gone."""
+    def entry(
+        self, summary: Summary, *, render: bool = True
+    ) -> tuple[ClaimFile | None, Page | None]:
+        """One claim's file and page: from the cache, or loaded again if its entry is gone
+        (with its prose left unrendered unless `render`)."""
         blob = self.pack.get(summary.key)
         if blob is not None:
             entry: tuple[ClaimFile | None, Page | None] = pickle.loads(blob)
@@ -75,7 +78,7 @@ class _Claims:
         if data is None:
             return None, None
         claim, page, _ = _load_and_resolve(
-            summary.path, summary.rel, data, self.registry, self.site
+            summary.path, summary.rel, data, self.registry, self.site, render=render
         )
         return claim, page
 
@@ -225,15 +228,16 @@ def date_format_problem(site: Site) -> str | None:
     return None
 
 
-def gather(root: Path, today: dt.date | None = None) -> Project:
+def gather(root: Path, today: dt.date | None = None, *, render: bool = True) -> Project:
     """Load, resolve and lint the project at `root` as of `today` (default: the clock, or
     CLAIMPRESS_NOW); raises ProblemsFound when nothing can be built at all (no readable
-    site.yaml), otherwise records problems on the project."""
+    site.yaml), otherwise records problems on the project. Without `render` (`check`),
+    prose is not rendered ahead of need: the project's pages are then made when first used."""
     with gc_paused():
-        return _gather(root, today)
+        return _gather(root, today, render)
 
 
-def _gather(root: Path, today: dt.date | None) -> Project:
+def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
     root = root.absolute()
     today = today or clock.today()
     site, site_file, problems = load_site(root / SITE_FILE, display_path(root / SITE_FILE))
@@ -281,11 +285,11 @@ def _gather(root: Path, today: dt.date | None) -> Project:
 
     def compute(item: tuple[Path, str, str, bytes]) -> tuple[bytes, bytes | None, bytes | None]:
         path, rel, key, data = item
-        claim, page, found = _load_and_resolve(path, rel, data, registry, site)
+        claim, page, found = _load_and_resolve(path, rel, data, registry, site, render=render)
         content = content_hash(page, registry) if page is not None else ""
         status = claim.claim.status if claim is not None else ""
         summary = (claim.slug if claim else None, page is not None, status, content, tuple(found))
-        entry = pickle.dumps((claim, page), protocol=5) if claim is not None else None
+        entry = pickle.dumps((claim, page), protocol=5) if claim and render else None
         findings = None
         if page is not None:
             _, approval, matches = lint_key(key, page.slug, content)
@@ -304,7 +308,7 @@ def _gather(root: Path, today: dt.date | None) -> Project:
         blob = summaries.get(key)
         if blob is not None:
             summary = Summary(path, rel, key, *pickle.loads(blob))
-            if summary.slug is None or pack.has(key):
+            if summary.slug is None or not render or pack.has(key):
                 files.append(summary)
                 continue
         files.append((path, rel, key))
@@ -344,7 +348,7 @@ def _gather(root: Path, today: dt.date | None) -> Project:
     problems += lint.lint_registry(registry, today)
 
     def lint_one(summary: Summary) -> bytes:
-        _, page = claims.entry(summary)
+        _, page = claims.entry(summary, render=render)
         assert page is not None
         _, approval, matches = lint_key(summary.key, page.slug, summary.content_hash)
         context = lint.Context(page, registry, site, today, approval, matches)
@@ -373,7 +377,7 @@ def _gather(root: Path, today: dt.date | None) -> Project:
     for (_, key), blob in zip(unlinted, blobs, strict=True):
         lints.put(key, blob)
         problems += pickle.loads(blob)
-    for kept in (summaries, pack, lints):
+    for kept in (summaries, pack, lints) if render else (summaries, lints):
         kept.save()
     return Project(
         root,
@@ -393,12 +397,15 @@ Loaded = tuple[ClaimFile | None, Page | None, list[Problem]]
 """One claim file gathered: the validated file, its resolved page, the problems found."""
 
 
-def _load_and_resolve(path: Path, rel: str, data: bytes, registry: Registry, site: Site) -> Loaded:
-    """One claim file from its bytes: validated, then resolved."""
+def _load_and_resolve(
+    path: Path, rel: str, data: bytes, registry: Registry, site: Site, *, render: bool = True
+) -> Loaded:
+    """One claim file from its bytes: validated, then resolved (its prose rendered when
+    `render`)."""
     claim, found = load_claim(path, rel, data)
     if claim is None:
         return None, None, found
-    page, more = resolve_claim(claim, registry, site)
+    page, more = resolve_claim(claim, registry, site, render=render)
     return claim, page, found + more
 
 

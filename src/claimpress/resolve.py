@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Generic, TypeVar
 
+from markupsafe import Markup
+
 from . import figures as fig
 from . import prose
 from .load import ClaimFile, Located, RegistryFile
@@ -154,10 +156,15 @@ def build_registry(files: Sequence[RegistryFile]) -> tuple[Registry, list[Proble
     return registry, problems + figure_problems
 
 
+_UNRENDERED = Block(Markup(""), "", "")
+
+
 def resolve_claim(
-    file: ClaimFile, registry: Registry, site: Site
+    file: ClaimFile, registry: Registry, site: Site, *, render: bool = True
 ) -> tuple[Page | None, list[Problem]]:
-    """Resolve one claim against the registry and site settings."""
+    """Resolve one claim against the registry and site settings. With `render=False` the
+    prose blocks are left empty (rendering finds no problems): for `check`, which needs
+    only the problems and the page's structure, never its prose."""
     claim = file.claim
     problems: list[Problem] = []
     sources: dict[str, Entry[Source]] = dict(registry.sources)
@@ -251,7 +258,7 @@ def resolve_claim(
         return occurrences[number]
 
     blocks = [
-        _render(item, figures, all_values, numbers, occurrence, inline)
+        _render(item, figures, all_values, numbers, occurrence, inline) if render else _UNRENDERED
         for item, (_, _, inline) in zip(parsed, fields, strict=True)
     ]
     summary, rest = blocks[0], blocks[1:]
