@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
 import shutil
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from claimpress import parallel
+from claimpress.approvals import approve
 from claimpress.cache import CACHE_DIR, Pack
 from claimpress.project import gather
 from claimpress.site import MANIFEST, build
@@ -175,3 +177,22 @@ def test_check_finds_what_a_build_finds_and_keeps_the_cached_pages(builds: Build
         m.setenv("CLAIMPRESS_NO_CACHE", "1")
         assert gather(root, render=False).pages == gathered.pages
     assert builds.same() == first
+
+
+def test_a_claim_approved_after_it_was_cached_is_seen_as_approved(builds: Builds) -> None:
+    root = builds.root
+    site = root / "site.yaml"
+    site.write_text(site.read_text() + "require_approval: true\n")
+    before = builds.same()
+    slug = sorted((root / "claims").iterdir())[1].stem
+    assert f"claims/{slug}/index.html" not in before
+    warm = gather(root, render=False)
+    assert any(p.rule == "needs-approval" and slug in p.path for p in warm.problems)
+    approve(warm, slug, "An Editor", None, dt.datetime(2026, 2, 1, tzinfo=dt.UTC))
+    # The claim file did not change, only approvals/: its cached summary is hashed now.
+    assert not any(p.rule == "needs-approval" and slug in p.path for p in gather(root).problems)
+    with builds.monkeypatch.context() as m:
+        m.setenv("CLAIMPRESS_NO_CACHE", "1")
+        cold = gather(root).problems
+    assert gather(root, render=False).problems == cold
+    assert f"claims/{slug}/index.html" in builds.same()

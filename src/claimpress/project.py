@@ -53,7 +53,8 @@ class Summary(NamedTuple):
     """Whether it resolved into a `Page`."""
     status: str
     content_hash: str
-    """The page's approval hash (`approvals.content_hash`), when it resolved."""
+    """The page's approval hash (`approvals.content_hash`), when it resolved and an
+    approval of its slug was there to compare it with; else empty."""
     problems: tuple[Problem, ...]
     """What loading and resolving it found."""
 
@@ -286,7 +287,7 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
     def compute(item: tuple[Path, str, str, bytes]) -> tuple[bytes, bytes | None, bytes | None]:
         path, rel, key, data = item
         claim, page, found = _load_and_resolve(path, rel, data, registry, site, render=render)
-        content = content_hash(page, registry) if page is not None else ""
+        content = content_hash(page, registry) if page and page.slug in approvals else ""
         status = claim.claim.status if claim is not None else ""
         summary = (claim.slug if claim else None, page is not None, status, content, tuple(found))
         entry = pickle.dumps((claim, page), protocol=5) if claim and render else None
@@ -328,6 +329,13 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
         gathered.append(item)
         problems += item.problems
     claims = _Claims(gathered, pack, registry, site)
+    for i, summary in enumerate(gathered):
+        if summary.resolved and not summary.content_hash and summary.slug in approvals:
+            # Approved since its summary was made: hash it now, once.
+            _, page = claims.entry(summary, render=False)
+            if page is not None:
+                gathered[i] = summary._replace(content_hash=content_hash(page, registry))
+                summaries.put(summary.key, pickle.dumps(tuple(gathered[i])[3:], protocol=5))
 
     seen: dict[str, str] = {}
     for summary in gathered:

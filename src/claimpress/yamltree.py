@@ -30,6 +30,11 @@ MAX_KEY = 200
 
 _RESOLVER = yaml.resolver.Resolver()
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
+_IMPLICIT_FIRST = frozenset(
+    "" if None in _RESOLVER.yaml_implicit_resolvers else _RESOLVER.yaml_implicit_resolvers
+)
+"""The first characters of a plain scalar that YAML may read as something other than text
+(a number, date, boolean, null); any other plain scalar is text without asking."""
 _TAG = "tag:yaml.org,2002:"
 _ALLOWED_TAGS = {
     _TAG + t for t in ("str", "int", "float", "bool", "null", "timestamp", "seq", "map")
@@ -331,6 +336,8 @@ def _scalar(event: Any) -> Node:
     plain = event.implicit[0] and not event.style
     if event.tag and event.tag != "!":
         tag = event.tag
+    elif plain and text[:1] not in _IMPLICIT_FIRST and _IMPLICIT_FIRST:
+        tag = _TAG + "str"
     elif plain:
         tag = _RESOLVER.resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
     else:
