@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import markdown
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -84,3 +85,16 @@ def test_any_escaped_line_renders_back_to_itself(text: str) -> None:
         block = prose.render(parsed, html_values=[], text_values=[], markdown_values=[],
                              inline=inline)
         assert block.text == text
+
+
+_REFERENCE = markdown.Markdown(output_format="html", extensions=["sane_lists"])
+_PIECES = [*"ab *_`\\[]()!<>&;#\n\t\r-+1.:/@\"'", "  \n", "    ", "\n\n", "* ", "1. ", "> ",
+           "```", "<b>", "</b>", "&amp;", "http://a.b", "<http://a.b>", "<a@b.c>",
+           "[x]: http://e.org\n", "[x]", "![i](j)", "\ue000", "\x02", "\x03"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=30).map("".join))
+def test_markdown_tries_only_the_patterns_that_can_match_with_the_same_html(text: str) -> None:
+    _REFERENCE.reset()
+    assert prose._convert(text) == _REFERENCE.convert(text)
