@@ -4,6 +4,7 @@ by itself when a claim changes, and a broken claim shown in the page and the ter
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -101,3 +102,37 @@ def test_broken_claim_shows_its_error_and_the_server_keeps_running(
     expect(page.locator(".summary")).to_contain_text("looks green on", timeout=WAIT_MS)
     assert server.process.poll() is None
     page.close()
+
+
+def test_search_finds_an_edit_once_the_index_catches_up(server: Server, rich: Path, browser) -> None:  # type: ignore[no-untyped-def]
+    page = browser.new_page()
+    page.goto(server.url + "claims/is-the-sky-blue/")
+    edit(rich / "claims/is-the-sky-blue.yaml", "looks blue on", "looks quokkaesque on")
+    expect(page.locator(".summary")).to_contain_text("looks quokkaesque on", timeout=WAIT_MS)
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while True:  # the page shows the edit first; the search index follows in the background
+        page.goto(server.url + "search/?q=quokkaesque")
+        status = page.locator("#search-status")
+        expect(status).to_contain_text(re.compile("match|not available"), timeout=WAIT_MS)
+        if page.locator("#search-results h2 a").count():
+            break
+        assert time.monotonic() < deadline, "the search index never caught up"
+        time.sleep(0.2)
+    expect(page.locator("#search-results h2 a")).to_have_text(["Is the sky blue?"])
+    page.close()
+
+
+def test_a_tab_reloads_only_when_its_own_page_changes(server: Server, rich: Path, browser) -> None:  # type: ignore[no-untyped-def]
+    other = browser.new_page()
+    other.goto(server.url + "about/")
+    other.evaluate("() => { window.notReloaded = true; }")
+    page = browser.new_page()
+    page.goto(server.url + "claims/is-the-sky-blue/")
+    edit(rich / "claims/is-the-sky-blue.yaml", "looks blue on", "looks cerulean on")
+    expect(page.locator(".summary")).to_contain_text("looks cerulean on", timeout=WAIT_MS)
+    front = browser.new_page()
+    front.goto(server.url)
+    expect(front.locator(".claim-list")).to_contain_text("looks cerulean on", timeout=WAIT_MS)
+    assert other.evaluate("() => window.notReloaded === true")
+    for tab in (page, other, front):
+        tab.close()

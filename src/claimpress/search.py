@@ -19,9 +19,12 @@ class SearchError(Exception):
     """The search index could not be built; the message says why."""
 
 
-def index_site(folder: Path) -> None:
-    """Write the search index of the site built in `folder` into `folder/pagefind/`."""
+def index_site(folder: Path, output: Path | None = None) -> None:
+    """Write the search index of the site built in `folder` into `folder/pagefind/` (or
+    into `output`)."""
     command = [sys.executable, "-m", "pagefind", "--site", str(folder), "--silent"]
+    if output is not None:
+        command += ["--output-path", str(output)]
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     except (OSError, subprocess.TimeoutExpired) as exc:

@@ -22,14 +22,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
+from urllib.parse import parse_qs, unquote
 
+import jinja2
 import watchfiles
 
+from .live import LiveSite, reload_claims
 from .load import CLAIMS_DIR, FIGURES_DIR, SITE_FILE, SOURCES_DIR
 from .problems import ProblemsFound, errors
-from .project import gather, require_clean
-from .render import THEME_DIR
-from .site import ABOUT_FILE, OutputError, build
+from .project import Project, display_path, gather, require_clean
+from .render import THEME_DIR, template_error
+from .site import ABOUT_FILE, OutputError
 
 WATCHED_DIRS = (CLAIMS_DIR, SOURCES_DIR, FIGURES_DIR, THEME_DIR)
 WATCHED_FILES = (SITE_FILE, ABOUT_FILE)
@@ -39,25 +42,71 @@ LIVERELOAD_JS = Path(__file__).with_name("livereload.js")
 
 
 class Preview:
-    """The previewed site: where it is built, its version, and the last build's error."""
+    """The previewed site: where it is built, the version of each page, and the last
+    build's error."""
 
     def __init__(self, root: Path, out: Path) -> None:
         self.root = root
         self.out = out
         self.version = 0
+        self.base = 0
+        """The version every page has at least (a full build, the error page shown or gone)."""
+        self.versions: dict[str, int] = {}
+        """By file of the site: the version it last changed in."""
         self.error: str | None = None
         self.lock = threading.Lock()
+        self.project: Project | None = None
+        """The project as last gathered, errors and all: what an edit is applied to."""
+        self.site = LiveSite(out, self.changed)
+        self.stale = True
+        """Whether `out` may miss a change other than to claims (it failed to build since)."""
 
-    def rebuild(self) -> None:
-        """Build the site with drafts; on failure keep the problems to show in the page."""
+    def changed(self, paths: set[str] | None) -> None:
+        """Files of the site changed (None: any of them); open tabs showing them reload."""
+        with self.lock:
+            self.version += 1
+            if paths is None:
+                self.base = self.version
+            else:
+                self.versions.update(dict.fromkeys(paths, self.version))
+
+    def page_version(self, url_path: str) -> int:
+        """The version of the file a URL path shows: tabs built before it reload."""
+        rel = unquote(url_path).lstrip("/")
+        if rel == "" or rel.endswith("/"):
+            rel += "index.html"
+        with self.lock:
+            return max(self.base, self.versions.get(rel, 0))
+
+    def rebuild(self, changes: set[tuple[watchfiles.Change, str]] | None = None) -> None:
+        """Bring the site up to date with the changed files (None: everything): claims
+        alone are re-read and re-rendered one by one, anything else rebuilds it all. On
+        failure keep the problems to show in the page."""
         error: str | None = None
         try:
-            project = gather(self.root)
+            project = None
+            if self.project is not None and changes is not None:
+                project = reload_claims(self.project, (Path(path) for _, path in changes))
+            incremental = project is not None and not self.stale
+            if project is None:
+                project = gather(self.root)
+            self.project = project
+            self.stale = not incremental
             require_clean(project)
-            for problem in project.problems:
+            shown = project.problems
+            if incremental and changes is not None:
+                paths = {display_path(Path(path)) for _, path in changes}
+                shown = tuple(p for p in shown if p.path in paths)
+            for problem in shown:
                 print(problem, file=sys.stderr)
-            report = build(project, self.out, drafts=True, live=True)
-            print(f"built {report.claims} claim(s), {report.files} file(s)", flush=True)
+            if incremental:
+                files = self.site.update(project)
+                print(f"updated {files} file(s)", flush=True)
+            else:
+                files = self.site.full(project)
+                self.stale = False
+                n = len(project.published(drafts=True))
+                print(f"built {n} claim(s), {files} file(s)", flush=True)
         except ProblemsFound as exc:
             lines = [str(p) for p in exc.problems]
             n = len(errors(exc.problems))
@@ -65,12 +114,15 @@ class Preview:
             error = "\n".join(lines)
         except (OutputError, OSError) as exc:
             error = str(exc)
+        except jinja2.TemplateError as exc:
+            error = template_error(exc)
         if error is not None:
             print(f"build failed; the browser shows the problems:\n{error}", file=sys.stderr)
         sys.stderr.flush()
-        with self.lock:
-            self.error = error
-            self.version += 1
+        if error != self.error:
+            with self.lock:
+                self.error = error
+            self.changed(None)
 
     def relevant(self, change: watchfiles.Change, path: str) -> bool:
         """Whether a changed file is an input of the site."""
@@ -93,11 +145,12 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         super().end_headers()
 
     def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
+        path, _, query = self.path.partition("?")
         with self.preview.lock:
             version, error = str(self.preview.version), self.preview.error
         if path == PREFIX + "version":
-            self._send(200, "text/plain; charset=utf-8", version)
+            page = parse_qs(query).get("page", ["/"])[0]
+            self._send(200, "text/plain; charset=utf-8", str(self.preview.page_version(page)))
         elif path == PREFIX + "livereload.js":
             script = LIVERELOAD_JS.read_text("utf-8")
             script = script.replace("CLAIMPRESS_VERSION", json.dumps(version))
@@ -165,14 +218,15 @@ def serve(root: Path, *, port: int = 8000, host: str = "127.0.0.1") -> None:
             (host, port), functools.partial(handler, directory=str(out))
         )
         server.daemon_threads = True
+        preview.site.start()
         preview.rebuild()
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         url = f"http://{host}:{server.server_address[1]}/"
         print(f"serving {url} (drafts shown); watching for changes, Ctrl-C to stop", flush=True)
         try:
-            for _ in watchfiles.watch(root, watch_filter=preview.relevant, debounce=400):
-                preview.rebuild()
+            for changes in watchfiles.watch(root, watch_filter=preview.relevant, debounce=400):
+                preview.rebuild(changes)
         except KeyboardInterrupt:
             pass
         finally:

@@ -48,6 +48,8 @@ class Plan:
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.owners: dict[str, str] = {}
+        self.pages: list[Page] = []
+        """The claims on the site, as `plan_site` rendered them."""
 
     def add(self, path: str, data: str | bytes, owner: str) -> None:
         """Claim `path` for `owner`; two outputs on one path (case aside) is an error."""
@@ -86,9 +88,7 @@ def plan_site(project: Project, *, drafts: bool = False, live: bool = False) -> 
         )
         blob = cache.get(key)
         if blob is None:
-            draft = page.claim.status != "published"
-            outputs = renderer.claim_html(page, draft=draft), renderer.claim_text(page)
-            blob = pickle.dumps(tuple(o.encode() for o in (*outputs, renderer.claim_json(page))))
+            blob = pickle.dumps(claim_outputs(renderer, page))
             cache.put(key, blob)
         return key, pickle.loads(blob)
 
@@ -96,19 +96,27 @@ def plan_site(project: Project, *, drafts: bool = False, live: bool = False) -> 
     cache.prune({key for key, _ in rendered})
     for page, (_, files) in zip(pages, rendered, strict=True):
         renderer.known_json[id(page)] = (page, files[2])
-        base = f"claims/{page.slug}/"
-        for name, data in zip(("index.html", "index.txt", "index.json"), files, strict=True):
-            plan.add(base + name, data, page.file.rel)
-    plan.add("index.html", renderer.index_html(pages, drafts=drafts), "the index page")
-    plan.add(
-        "open-questions/index.html",
-        renderer.open_questions_html(open_questions(pages), drafts=drafts),
-        "the open-questions page",
-    )
+        for rel, data in zip(claim_paths(page.slug), files, strict=True):
+            plan.add(rel, data, page.file.rel)
     plan_listings(plan, renderer, project, pages, drafts=drafts)
     for rel, path in static_files(project.root):
         plan.add("static/" + rel, path.read_bytes(), str(path))
+    plan.pages = pages
     return plan
+
+
+def claim_paths(slug: str) -> tuple[str, str, str]:
+    """Where a claim's page, text and JSON go on the site."""
+    base = f"claims/{slug}/"
+    return base + "index.html", base + "index.txt", base + "index.json"
+
+
+def claim_outputs(renderer: Renderer, page: Page) -> tuple[bytes, bytes, bytes]:
+    """A claim's page, text and JSON, rendered (the files `claim_paths` names)."""
+    draft = page.claim.status != "published"
+    outputs = renderer.claim_html(page, draft=draft), renderer.claim_text(page)
+    html, text, data = (o.encode() for o in (*outputs, renderer.claim_json(page)))
+    return html, text, data
 
 
 ABOUT_FILE = "about.md"
@@ -134,8 +142,15 @@ def read_about(path: Path, root: Path) -> str:
 def plan_listings(
     plan: Plan, renderer: Renderer, project: Project, pages: list[Page], *, drafts: bool
 ) -> None:
-    """The reader's pages beyond the claims (topics, sources, about, search, 404) and the
-    machine-readable files (feed, sitemap, robots.txt, claims.json)."""
+    """The reader's pages beyond the claims (front page, open questions, topics, sources,
+    about, search, 404) and the machine-readable files (feed, sitemap, robots.txt,
+    claims.json): every file outside `claims/` and `static/`."""
+    plan.add("index.html", renderer.index_html(pages, drafts=drafts), "the index page")
+    plan.add(
+        "open-questions/index.html",
+        renderer.open_questions_html(open_questions(pages), drafts=drafts),
+        "the open-questions page",
+    )
     all_topics = listing.topics(pages)
     plan.add("topics/index.html", renderer.topics_html(all_topics, drafts=drafts), "the topics")
     for topic in all_topics:
@@ -295,6 +310,11 @@ def _manifest(out: Path) -> dict[str, str]:
     return dict(line.split(" ", 1)[::-1] for line in text.splitlines() if " " in line)
 
 
+def file_digest(data: bytes) -> str:
+    """A file's digest as the manifest records it."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
 def _reuse(old: Path, new: Path, size: int) -> bool:
     """Hard-link an unchanged file of the previous build into the new one, when it is
     still the regular file of the expected size that the manifest describes."""
@@ -329,7 +349,7 @@ def write_site(plan: Plan, out: Path, *, before_swap: Callable[[Path], None] | N
                 if path.parent not in made:
                     path.parent.mkdir(parents=True, exist_ok=True)
                     made.add(path.parent)
-                digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+                digest = file_digest(data)
                 manifest.append(f"{digest} {rel}\n")
                 if previous.get(rel) == digest and _reuse(out / rel, path, len(data)):
                     continue

@@ -1,0 +1,105 @@
+"""`serve`'s site kept in memory: an edit re-read and re-rendered alone gives, byte for byte,
+what gathering and building everything again gives, and writes only what changed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from claimpress.live import LiveSite, reload_claims
+from claimpress.project import Project, gather
+from conftest import tree
+from test_incremental import _generator
+
+
+class Live:
+    """A project previewed by a `LiveSite`, edits applied to it one by one."""
+
+    def __init__(self, root: Path, scratch: Path) -> None:
+        self.root, self.scratch, self.n = root, scratch, 0
+        self.written: list[set[str] | None] = []
+        self.project = gather(root)
+        self.site = LiveSite(scratch / "live" / "site", self.written.append)
+        self.site.start()
+        self.site.full(self.project)
+        self.site.idle.wait()
+
+    def edited(self, *paths: Path) -> set[str]:
+        """Apply an edit of `paths` the way `serve` does; check the result against a project
+        gathered and a site built from nothing; return the files the edit rewrote."""
+        reloaded = reload_claims(self.project, paths)
+        assert reloaded is not None
+        assert reloaded == gather(self.root)
+        self.project = reloaded
+        self.written.clear()
+        self.site.update(reloaded)
+        self.site.idle.wait()
+        self.n += 1
+        cold = LiveSite(self.scratch / f"cold-{self.n}" / "site", lambda _: None)
+        cold.start()
+        cold.full(gather(self.root))
+        cold.idle.wait()
+        assert tree(self.site.out) == tree(cold.out)
+        assert None not in self.written
+        return set().union(*self.written)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Live:
+    root = tmp_path / "site"
+    _generator().generate(root, 12)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    monkeypatch.chdir(root)
+    return Live(root, tmp_path)
+
+
+def test_edits_of_claims_match_a_full_build_and_rewrite_only_what_they_touch(live: Live) -> None:
+    root = live.root
+    claims = sorted((root / "claims").iterdir())
+    assert (live.site.out / "pagefind").is_dir()
+
+    # One summary edited: that claim's files and the lists showing it, no other claim.
+    claims[3].write_text(claims[3].read_text().replace("summary: >-\n", "summary: >-\n  New.\n"))
+    written = live.edited(claims[3])
+    assert f"claims/{claims[3].stem}/index.html" in written
+    assert "index.html" in written
+    assert not any(p.startswith(f"claims/{claims[4].stem}/") for p in written)
+    assert not any(p.startswith("static/") for p in written)
+
+    # A question another claim's follow-up asks: that claim's page changes too.
+    text = claims[0].read_text()
+    question = text.split("\n", 1)[0].removeprefix("question: ")
+    claims[0].write_text(text.replace(question, "Is this a brand new question?", 1))
+    live.edited(claims[0])
+
+    # Topics changed, a claim deleted and one added in one go.
+    claims[1].write_text(claims[1].read_text().replace("topics: [", "topics: [Brand new topic, ", 1))
+    claims[6].unlink()
+    added = root / "claims" / "a-new-claim.yaml"
+    added.write_text(claims[2].read_text())
+    written = live.edited(claims[1], claims[6], added)
+    assert "topics/brand-new-topic/index.html" in written
+    assert f"claims/{claims[6].stem}/index.html" in written
+    assert not (live.site.out / "claims" / claims[6].stem).exists()
+    assert "claims/a-new-claim/index.json" in written
+
+    # A claim that turns invalid keeps the last good site; fixed, it is shown again.
+    claims[4].write_text(claims[4].read_text().replace("checked_on:", "checked_onn:"))
+    broken = reload_claims(live.project, [claims[4]])
+    assert broken is not None and broken == gather(root)
+    assert any(p.field == "checked_onn" for p in broken.problems)
+    live.project = broken
+    claims[4].write_text(claims[4].read_text().replace("checked_onn:", "checked_on:"))
+    live.edited(claims[4])
+
+
+def test_changes_beyond_claims_need_a_full_gather(live: Live) -> None:
+    root = live.root
+    project: Project = live.project
+    assert reload_claims(project, [root / "site.yaml"]) is None
+    assert reload_claims(project, [root / "figures" / "shared.yaml"]) is None
+    assert reload_claims(project, [root / "claims" / "notes.txt"]) == project
+    duplicate = sorted((root / "claims").glob("*.yaml"))[0].with_suffix(".yml")
+    duplicate.write_text(sorted((root / "claims").glob("*.yaml"))[0].read_text())
+    assert reload_claims(project, [duplicate]) is None  # two files, one slug
