@@ -74,7 +74,8 @@ def test_edits_of_claims_match_a_full_build_and_rewrite_only_what_they_touch(liv
     live.edited(claims[0])
 
     # Topics changed, a claim deleted and one added in one go.
-    claims[1].write_text(claims[1].read_text().replace("topics: [", "topics: [Brand new topic, ", 1))
+    text = claims[1].read_text()
+    claims[1].write_text(text.replace("topics: [", "topics: [Brand new topic, ", 1))
     claims[6].unlink()
     added = root / "claims" / "a-new-claim.yaml"
     added.write_text(claims[2].read_text())

@@ -104,7 +104,9 @@ def test_broken_claim_shows_its_error_and_the_server_keeps_running(
     page.close()
 
 
-def test_search_finds_an_edit_once_the_index_catches_up(server: Server, rich: Path, browser) -> None:  # type: ignore[no-untyped-def]
+def test_search_finds_an_edit_once_the_index_catches_up(  # type: ignore[no-untyped-def]
+    server: Server, rich: Path, browser
+) -> None:
     page = browser.new_page()
     page.goto(server.url + "claims/is-the-sky-blue/")
     edit(rich / "claims/is-the-sky-blue.yaml", "looks blue on", "looks quokkaesque on")
