@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from claimpress.live import LiveSite, reload_claims
-from claimpress.project import Project, gather
+from claimpress.live import Claims, LiveSite, reload_claims
+from claimpress.project import gather
 from conftest import tree
 from test_incremental import _generator
 
@@ -19,19 +19,20 @@ class Live:
     def __init__(self, root: Path, scratch: Path) -> None:
         self.root, self.scratch, self.n = root, scratch, 0
         self.written: list[set[str] | None] = []
-        self.project = gather(root)
+        project = gather(root)
+        self.claims = Claims.of(project)
         self.site = LiveSite(scratch / "live" / "site", self.written.append)
         self.site.start()
-        self.site.full(self.project)
+        self.site.full(project)
         self.site.idle.wait()
 
     def edited(self, *paths: Path) -> set[str]:
         """Apply an edit of `paths` the way `serve` does; check the result against a project
         gathered and a site built from nothing; return the files the edit rewrote."""
-        reloaded = reload_claims(self.project, paths)
+        reloaded = reload_claims(self.claims, paths)
         assert reloaded is not None
-        assert reloaded == gather(self.root)
-        self.project = reloaded
+        assert reloaded == Claims.of(gather(self.root))
+        self.claims = reloaded
         self.written.clear()
         self.site.update(reloaded)
         self.site.idle.wait()
@@ -87,17 +88,17 @@ def test_edits_of_claims_match_a_full_build_and_rewrite_only_what_they_touch(liv
 
     # A claim that turns invalid keeps the last good site; fixed, it is shown again.
     claims[4].write_text(claims[4].read_text().replace("checked_on:", "checked_onn:"))
-    broken = reload_claims(live.project, [claims[4]])
-    assert broken is not None and broken == gather(root)
+    broken = reload_claims(live.claims, [claims[4]])
+    assert broken is not None and broken == Claims.of(gather(root))
     assert any(p.field == "checked_onn" for p in broken.problems)
-    live.project = broken
+    live.claims = broken
     claims[4].write_text(claims[4].read_text().replace("checked_onn:", "checked_on:"))
     live.edited(claims[4])
 
 
 def test_changes_beyond_claims_need_a_full_gather(live: Live) -> None:
     root = live.root
-    project: Project = live.project
+    project = live.claims
     assert reload_claims(project, [root / "site.yaml"]) is None
     assert reload_claims(project, [root / "figures" / "shared.yaml"]) is None
     assert reload_claims(project, [root / "claims" / "notes.txt"]) == project

@@ -11,18 +11,18 @@ its own page changed.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import lint, search
 from .approvals import content_hash
-from .load import CLAIMS_DIR, load_claim, read
+from .load import CLAIMS_DIR, ClaimFile, load_claim, read
 from .parallel import gc_paused
 from .problems import Problem
 from .project import Project, display_path
@@ -50,10 +50,35 @@ def claim_file(root: Path, path: Path) -> bool | None:
     return path.suffix in (".yaml", ".yml") and not path.name.startswith(".")
 
 
-def reload_claims(project: Project, paths: Iterable[Path]) -> Project | None:
-    """`project` with the claim files at `paths` read again (edited, added or deleted):
+@dataclass(frozen=True)
+class Claims:
+    """A project's claims as `serve` last read them; the rest (site, registry, approvals)
+    as `gather` found it."""
+
+    project: Project = field(compare=False)
+    files: Mapping[str, ClaimFile]
+    """Every claim file that validated, by path."""
+    pages: Mapping[str, Page]
+    """Every claim that resolved, unlinked, by path."""
+    problems: tuple[Problem, ...]
+    """Everything found wrong, as `Project.problems`."""
+
+    @classmethod
+    def of(cls, project: Project) -> Claims:
+        """The claims of a gathered project."""
+        return cls(
+            project,
+            {c.rel: c for c in project.claims},
+            {p.file.rel: p for p in project.pages},
+            project.problems,
+        )
+
+
+def reload_claims(claims: Claims, paths: Iterable[Path]) -> Claims | None:
+    """`claims` with the claim files at `paths` read again (edited, added or deleted):
     what `gather` would give, at the cost of those files alone. None when only a full
     `gather` can tell (another kind of file, slugs shared by two files, approvals required)."""
+    project = claims.project
     root = project.root
     changed: dict[str, Path] = {}
     for path in paths:
@@ -62,12 +87,12 @@ def reload_claims(project: Project, paths: Iterable[Path]) -> Project | None:
             return None
         if kind:
             changed[display_path(path)] = path
-    slugs = {c.slug for c in project.claims}
-    if project.site.require_approval or len(slugs) < len(project.claims):
+    slugs = {c.slug for c in claims.files.values()}
+    if project.site.require_approval or len(slugs) < len(claims.files):
         return None
-    claims = {c.rel: c for c in project.claims if c.rel not in changed}
-    pages = {p.file.rel: p for p in project.pages if p.file.rel not in changed}
-    problems = [p for p in project.problems if p.path not in changed]
+    files = {rel: c for rel, c in claims.files.items() if rel not in changed}
+    pages = {rel: p for rel, p in claims.pages.items() if rel not in changed}
+    problems = [p for p in claims.problems if p.path not in changed]
     for rel, path in sorted(changed.items()):
         if not os.path.lexists(path):
             continue
@@ -86,7 +111,7 @@ def reload_claims(project: Project, paths: Iterable[Path]) -> Project | None:
         problems += found
         if claim is None:
             continue
-        claims[rel] = claim
+        files[rel] = claim
         page, found = resolve_claim(claim, project.registry, project.site)
         problems += found
         if page is None:
@@ -100,14 +125,9 @@ def reload_claims(project: Project, paths: Iterable[Path]) -> Project | None:
             page, project.registry, project.site, project.today, approval, matches
         )
         problems += lint.lint_claim(context)
-    if len({c.slug for c in claims.values()}) < len(claims):
+    if len({c.slug for c in files.values()}) < len(files):
         return None
-    return dataclasses.replace(
-        project,
-        claims=tuple(claims[rel] for rel in sorted(claims)),
-        pages=tuple(pages[rel] for rel in sorted(pages)),
-        problems=tuple(sorted(set(problems))),
-    )
+    return Claims(project, files, pages, tuple(sorted(set(problems))))
 
 
 def _fingerprint(page: Page) -> tuple[Any, ...]:
@@ -137,9 +157,10 @@ class LiveSite:
         """The manifest of `out`: the digest of each of `files`."""
         self.shown: dict[str, tuple[Any, ...]] = {}
         """By slug: the fingerprint of the claim whose files `out` holds."""
-        self.project: Project | None = None
+        self.claims: Claims | None = None
+        """The claims `out` shows."""
         self.pages: list[Page] = []
-        """The claims on the site, follow-ups linked, as `project.published` gives them."""
+        """The claims on the site, follow-ups linked, as `Project.published` gives them."""
         self.linked: dict[str, Page] = {}
         """`pages` by claim file."""
         self.renderer: Renderer | None = None
@@ -158,18 +179,18 @@ class LiveSite:
             write_site(plan, self.out, before_swap=self._keep_search)
             self.files = plan.files
             self.digests = _manifest(self.out)
-            self._remember(project, plan.pages)
+            self._remember(Claims.of(project), plan.pages)
             self.renderer = Renderer(project.root, project.site, live=True)
         self.changed(None)
         self._catch_up()
         return len(plan.files)
 
-    def update(self, project: Project) -> int:
-        """Write the claims of `project` whose page changed since the last write; the
+    def update(self, claims: Claims) -> int:
+        """Write the claims whose page changed since the last write; the
         listings and the search index follow. Only valid when nothing but claim files
         changed since `full`. Returns how many files changed."""
         assert self.renderer is not None
-        pages = self._link(project)
+        pages = self._link(claims)
         files: dict[str, bytes | None] = {}
         shown = dict(self.shown)
         for page in pages:
@@ -183,17 +204,17 @@ class LiveSite:
             files.update(dict.fromkeys(claim_paths(slug)))
         with self.write_lock:
             written = self._write(files)
-            self._remember(project, pages, shown)
+            self._remember(claims, pages, shown)
         self.changed(written)
         self._catch_up()
         return len(written)
 
-    def _link(self, project: Project) -> list[Page]:
-        """`project.published(drafts=True)`, reusing the linked pages of the last write
-        where neither the claim nor the claims its follow-ups ask about changed."""
-        before = {p.file.rel: p for p in self.project.pages} if self.project else {}
-        pages = sorted(project.pages, key=lambda p: (p.claim.checked_on, p.slug), reverse=True)
-        now = {p.file.rel: p for p in pages}
+    def _link(self, claims: Claims) -> list[Page]:
+        """What `Project.published(drafts=True)` gives, reusing the linked pages of the
+        last write where neither the claim nor the claims its follow-ups ask about changed."""
+        before = self.claims.pages if self.claims else {}
+        now = claims.pages
+        pages = sorted(now.values(), key=lambda p: (p.claim.checked_on, p.slug), reverse=True)
         changed = [p for p in pages if before.get(p.file.rel) is not p]
         gone = [p for rel, p in before.items() if now.get(rel) is not p]
         asked = {question_key(p.claim.question) for p in (*changed, *gone)}
@@ -210,9 +231,9 @@ class LiveSite:
         return [linked[id(p)] if id(p) in affected else self.linked[p.file.rel] for p in pages]
 
     def _remember(
-        self, project: Project, pages: list[Page], shown: dict[str, tuple[Any, ...]] | None = None
+        self, claims: Claims, pages: list[Page], shown: dict[str, tuple[Any, ...]] | None = None
     ) -> None:
-        self.project, self.pages = project, pages
+        self.claims, self.pages = claims, pages
         self.linked = {page.file.rel: page for page in pages}
         self.shown = shown if shown is not None else {p.slug: _fingerprint(p) for p in pages}
         self.generation += 1
@@ -272,10 +293,11 @@ class LiveSite:
     def _listings(self) -> None:
         """Render the listing pages of the last write and write those that changed."""
         with self.write_lock:
-            generation, project, pages = self.generation, self.project, self.pages
+            generation, claims, pages = self.generation, self.claims, self.pages
             files = dict(self.files)
-        if project is None:
+        if claims is None:
             return
+        project = claims.project
         renderer = Renderer(project.root, project.site, live=True)
         for page in pages:
             data = files.get(claim_paths(page.slug)[2])

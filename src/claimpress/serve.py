@@ -27,10 +27,10 @@ from urllib.parse import parse_qs, unquote
 import jinja2
 import watchfiles
 
-from .live import LiveSite, reload_claims
+from .live import Claims, LiveSite, reload_claims
 from .load import CLAIMS_DIR, FIGURES_DIR, SITE_FILE, SOURCES_DIR
 from .problems import ProblemsFound, errors
-from .project import Project, display_path, gather, require_clean
+from .project import display_path, gather
 from .render import THEME_DIR, template_error
 from .site import ABOUT_FILE, OutputError
 
@@ -55,8 +55,8 @@ class Preview:
         """By file of the site: the version it last changed in."""
         self.error: str | None = None
         self.lock = threading.Lock()
-        self.project: Project | None = None
-        """The project as last gathered, errors and all: what an edit is applied to."""
+        self.claims: Claims | None = None
+        """The claims as last read, errors and all: what an edit is applied to."""
         self.site = LiveSite(out, self.changed)
         self.stale = True
         """Whether `out` may miss a change other than to claims (it failed to build since)."""
@@ -84,28 +84,30 @@ class Preview:
         failure keep the problems to show in the page."""
         error: str | None = None
         try:
-            project = None
-            if self.project is not None and changes is not None:
-                project = reload_claims(self.project, (Path(path) for _, path in changes))
-            incremental = project is not None and not self.stale
-            if project is None:
+            claims = None
+            if self.claims is not None and changes is not None and not self.stale:
+                claims = reload_claims(self.claims, (Path(path) for _, path in changes))
+            incremental = claims is not None
+            if claims is None:
                 project = gather(self.root)
-            self.project = project
+                claims = Claims.of(project)
+            self.claims = claims
             self.stale = not incremental
-            require_clean(project)
-            shown = project.problems
+            if errors(claims.problems):
+                raise ProblemsFound(list(claims.problems))
+            shown = claims.problems
             if incremental and changes is not None:
                 paths = {display_path(Path(path)) for _, path in changes}
                 shown = tuple(p for p in shown if p.path in paths)
             for problem in shown:
                 print(problem, file=sys.stderr)
             if incremental:
-                files = self.site.update(project)
+                files = self.site.update(claims)
                 print(f"updated {files} file(s)", flush=True)
             else:
                 files = self.site.full(project)
                 self.stale = False
-                n = len(project.published(drafts=True))
+                n = len(claims.pages)
                 print(f"built {n} claim(s), {files} file(s)", flush=True)
         except ProblemsFound as exc:
             lines = [str(p) for p in exc.problems]
