@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import re
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -170,6 +171,8 @@ def token_spans(text: str) -> list[tuple[int, int, Token | None]]:
 
 
 _MARKDOWN = markdown.Markdown(output_format="html", extensions=["sane_lists"])
+_MARKDOWN_LOCK = threading.Lock()
+"""The one Markdown instance is not thread-safe, and `serve` renders in two threads."""
 _INLINE = cast(InlineProcessor, _MARKDOWN.treeprocessors["inline"])
 _ALL_INLINE = _INLINE.inlinePatterns
 
@@ -217,12 +220,13 @@ def _convert(template: str) -> str:
         i not in _NAMES or any(t in seen for t in _TRIGGERS[_NAMES[i]])
         for i in range(len(_ALL_INLINE))
     )
-    _MARKDOWN.reset()
-    _INLINE.inlinePatterns = _inline_patterns(kept)
-    try:
-        return _MARKDOWN.convert(template)
-    finally:
-        _INLINE.inlinePatterns = _ALL_INLINE
+    with _MARKDOWN_LOCK:
+        _MARKDOWN.reset()
+        _INLINE.inlinePatterns = _inline_patterns(kept)
+        try:
+            return _MARKDOWN.convert(template)
+        finally:
+            _INLINE.inlinePatterns = _ALL_INLINE
 
 
 @lru_cache(maxsize=4096)
@@ -241,10 +245,12 @@ def markdown_html(template: str) -> str:
 def document_html(text: str) -> Markup:
     """A whole Markdown document of the site's own (about.md) to sanitized HTML; its headings
     start at `##`, under the page's title."""
-    _MARKDOWN.reset()
+    with _MARKDOWN_LOCK:
+        _MARKDOWN.reset()
+        raw = _MARKDOWN.convert(text)
     return Markup(
         nh3.clean(
-            _MARKDOWN.convert(text),
+            raw,
             tags=ALLOWED_TAGS | {"h2"},
             attributes=ALLOWED_ATTRIBUTES,
             url_schemes=URL_SCHEMES,
