@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from html.parser import HTMLParser
+
 import markdown
 import pytest
 from hypothesis import assume, given, settings
@@ -98,3 +100,37 @@ _PIECES = [*"ab *_`\\[]()!<>&;#\n\t\r-+1.:/@\"'", "  \n", "    ", "\n\n", "* ", 
 def test_markdown_tries_only_the_patterns_that_can_match_with_the_same_html(text: str) -> None:
     _REFERENCE.reset()
     assert prose._convert(text) == _REFERENCE.convert(text)
+
+
+class _HTMLParserText(HTMLParser):
+    """The same text through the standard library's HTML parser, to compare with."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.text = prose._Text()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.text.start(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        self.text.end(tag)
+
+    def handle_data(self, data: str) -> None:
+        self.text.data(data)
+
+
+_HTML_PIECES = [*_PIECES, "&#169;", "&nbsp;", "\xa0", '[l](http://x.y "t>i\'tle")', "<pre>",
+                "</pre>", "<br>", "<br/>", "<table><tr><td>a</td><th>b</th></tr></table>",
+                "| a | b |\n|---|---|\n| c | d |\n", "<ul><li>", "</li></ul>", "<ol>", "<li>",
+                "<p>", "</p>", "<!-- c -->", "<h3>", "<script>x</script>", "<a href='q>r'>",
+                "</a>", "<hr>", "<code>", "</code>"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_HTML_PIECES), max_size=25).map("".join))
+def test_plain_text_reads_sanitized_html_as_the_html_parser_does(text: str) -> None:
+    fragment = prose.markdown_html(text)
+    parser = _HTMLParserText()
+    parser.feed(fragment)
+    parser.close()
+    assert prose.html_text(fragment) == parser.text.result()

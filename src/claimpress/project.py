@@ -96,7 +96,8 @@ class _Claims:
                     claims.append(claim)
                 if page is not None:
                     pages.append(page)
-            # Long-lived from here on: never traversed by the collector again.
+            # Long-lived from here on: never traversed by the collector again, so neither
+            # collections here nor those in forked workers touch (and copy) their memory.
             gc.freeze()
         return tuple(claims), tuple(pages)
 
@@ -234,6 +235,8 @@ def gather(root: Path, today: dt.date | None = None, *, render: bool = True) -> 
     CLAIMPRESS_NOW); raises ProblemsFound when nothing can be built at all (no readable
     site.yaml), otherwise records problems on the project. Without `render` (`check`),
     prose is not rendered ahead of need: the project's pages are then made when first used."""
+    # Pages an earlier gather froze (`_Claims.load`) may be garbage now: collectable again.
+    gc.unfreeze()
     with gc_paused():
         return _gather(root, today, render)
 
@@ -328,6 +331,7 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
                 lints.put(lint_key(item.key, item.slug or "", item.content_hash)[0], findings)
         gathered.append(item)
         problems += item.problems
+    del computed  # the pickles now live in the packs only (saved: read from disk when used)
     claims = _Claims(gathered, pack, registry, site)
     for i, summary in enumerate(gathered):
         if summary.resolved and not summary.content_hash and summary.slug in approvals:

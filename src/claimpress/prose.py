@@ -14,7 +14,6 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from html.parser import HTMLParser
 from typing import cast
 
 import markdown
@@ -259,13 +258,29 @@ def document_html(text: str) -> Markup:
     )
 
 
+_MARKUP = re.compile(
+    r"<(/?)([a-zA-Z][a-zA-Z0-9]*)(?:\s[^>\"']*(?:(?:\"[^\"]*\"|'[^']*')[^>\"']*)*)?/?>"
+)
+"""A start or end tag as the sanitizer writes them (attribute values quoted; every other
+`<` escaped), so a tag never hides in text nor text in a tag."""
+
+
 @lru_cache(maxsize=4096)
 def html_text(fragment: str) -> str:
     """Plain text of sanitized HTML: one paragraph per block, entities decoded."""
-    parser = _TextParser()
-    parser.feed(fragment)
-    parser.close()
-    return parser.result()
+    text = _Text()
+    last = 0
+    for tag in _MARKUP.finditer(fragment):
+        if tag.start() > last:
+            text.data(html.unescape(fragment[last : tag.start()]))
+        last = tag.end()
+        if tag[1]:
+            text.end(tag[2].lower())
+        else:
+            text.start(tag[2].lower())
+    if last < len(fragment):
+        text.data(html.unescape(fragment[last:]))
+    return text.result()
 
 
 def unwrap_paragraph(fragment: str) -> str:
@@ -348,9 +363,10 @@ def escape_braces(text: str) -> str:
     return text.replace("{", "{{").replace("}", "}}")
 
 
-class _TextParser(HTMLParser):
+class _Text:
+    """Plain text built from the tags and text of sanitized HTML, in order."""
+
     def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
         self._blocks: list[str] = []
         self._current: list[str] = []
         self._lists: list[list[int]] = []  # per open list: [is_ordered, counter]
@@ -365,7 +381,8 @@ class _TextParser(HTMLParser):
             self._blocks.append(text.strip("\n") if self._pre else text.strip(" "))
         self._current = []
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+    def start(self, tag: str) -> None:
+        """A start tag."""
         if tag == "br":
             self._current.append("\n" if self._pre else " ")
             return
@@ -380,7 +397,8 @@ class _TextParser(HTMLParser):
         elif tag == "pre":
             self._pre += 1
 
-    def handle_endtag(self, tag: str) -> None:
+    def end(self, tag: str) -> None:
+        """An end tag."""
         if tag in _BLOCKS:
             self._flush()
         if tag in ("ul", "ol") and self._lists:
@@ -390,7 +408,8 @@ class _TextParser(HTMLParser):
         elif tag in ("td", "th"):
             self._current.append(" ")
 
-    def handle_data(self, data: str) -> None:
+    def data(self, data: str) -> None:
+        """Text between tags, entities decoded."""
         if self._marker and data.strip():
             self._current.append(self._marker)
             self._marker = ""
@@ -398,6 +417,7 @@ class _TextParser(HTMLParser):
         self._current.append(data)
 
     def result(self) -> str:
+        """The text: blocks separated by blank lines."""
         self._flush()
         return "\n\n".join(self._blocks)
 
