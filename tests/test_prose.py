@@ -134,3 +134,13 @@ def test_plain_text_reads_sanitized_html_as_the_html_parser_does(text: str) -> N
     parser.feed(fragment)
     parser.close()
     assert prose.html_text(fragment) == parser.text.result()
+
+
+_PLAIN_PIECES = [*"aZ09 ,.;:?'\"()%$/-#*_\\<>&\n", "\ue000", "\ue001", "word", "1.", "1)", "- ",
+                 "  ", "---", "==", "http://x.y", "\ue0000\ue001", "é"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_PLAIN_PIECES), max_size=20).map(lambda p: "Word" + "".join(p)))
+def test_a_plain_line_skips_markdown_with_the_same_html(text: str) -> None:
+    assert prose.markdown_html.__wrapped__(text) == prose._sanitized(text)

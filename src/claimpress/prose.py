@@ -154,9 +154,11 @@ def parse(text: str) -> Parsed:
     return Parsed("".join(out), tuple(tokens))
 
 
-def token_spans(text: str) -> list[tuple[int, int, Token | None]]:
+@lru_cache(maxsize=256)
+def token_spans(text: str) -> tuple[tuple[int, int, Token | None], ...]:
     """Where each citation, figure reference and escaped brace is in `text`, with the token
-    when it is one; for lint, which must tell typed text from computed text."""
+    when it is one; for lint, which must tell typed text from computed text (several rules
+    read the same fields: kept for the last few texts)."""
     spans: list[tuple[int, int, Token | None]] = []
     for match in _TOKEN.finditer(text):
         token: Token | None = None
@@ -166,7 +168,7 @@ def token_spans(text: str) -> list[tuple[int, int, Token | None]]:
         elif match[2] is not None:
             token = Cite(tuple(k.strip().removeprefix("@") for k in _CITE_SPLIT.split(match[2])))
         spans.append((match.start(), match.end(), token))
-    return spans
+    return tuple(spans)
 
 
 _MARKDOWN = markdown.Markdown(output_format="html", extensions=["sane_lists"])
@@ -228,9 +230,23 @@ def _convert(template: str) -> str:
             _INLINE.inlinePatterns = _ALL_INLINE
 
 
+_PLAIN = re.compile(r"[A-Za-z\ue000][A-Za-z0-9 ,.;:?'\"()%$/\ue000\ue001-]*(?<! )")
+"""One line of words, numbers, plain punctuation and placeholders, starting with a letter
+(or a placeholder) and not ending with a space: nothing Markdown reads as markup (no list,
+heading or code marker, emphasis, link, escape, entity or tag) and nothing the sanitizer
+changes, so its HTML is the line as a paragraph. Most headings are such a line."""
+
+
 @lru_cache(maxsize=4096)
 def markdown_html(template: str) -> str:
     """Markdown to sanitized HTML, once per distinct text."""
+    if _PLAIN.fullmatch(template):
+        return f"<p>{template}</p>"
+    return _sanitized(template)
+
+
+def _sanitized(template: str) -> str:
+    """Markdown to sanitized HTML, through Markdown and the sanitizer."""
     raw = _convert(template)
     return nh3.clean(
         raw,
