@@ -35,6 +35,7 @@ class Live:
         self.claims = reloaded
         self.written.clear()
         self.site.update(reloaded)
+        assert self.site.pages == gather(self.root).published(drafts=True)
         self.site.idle.wait()
         self.n += 1
         cold = LiveSite(self.scratch / f"cold-{self.n}" / "site", lambda _: None)
@@ -73,6 +74,14 @@ def test_edits_of_claims_match_a_full_build_and_rewrite_only_what_they_touch(liv
     question = text.split("\n", 1)[0].removeprefix("question: ")
     claims[0].write_text(text.replace(question, "Is this a brand new question?", 1))
     live.edited(claims[0])
+    claims[0].write_text(text)  # and back: the follow-ups asking it link to it again
+    live.edited(claims[0])
+
+    # A new date moves the claim in every list.
+    text = claims[7].read_text()
+    claims[7].write_text(text.replace("checked_on: 20", "checked_on: 19", 1))
+    assert "checked_on: 19" in claims[7].read_text()
+    live.edited(claims[7])
 
     # Topics changed, a claim deleted and one added in one go.
     text = claims[1].read_text()

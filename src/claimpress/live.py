@@ -10,11 +10,14 @@ its own page changed.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import datetime as dt
 import os
 import shutil
 import tempfile
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +65,8 @@ class Claims:
     """Every claim that resolved, unlinked, by path."""
     problems: tuple[Problem, ...]
     """Everything found wrong, as `Project.problems`."""
+    slugs: Mapping[str, int] = field(compare=False)
+    """How many of `files` have each slug."""
 
     @classmethod
     def of(cls, project: Project) -> Claims:
@@ -71,6 +76,7 @@ class Claims:
             {c.rel: c for c in project.claims},
             {p.file.rel: p for p in project.pages},
             project.problems,
+            Counter(c.slug for c in project.claims),
         )
 
 
@@ -87,13 +93,14 @@ def reload_claims(claims: Claims, paths: Iterable[Path]) -> Claims | None:
             return None
         if kind:
             changed[display_path(path)] = path
-    slugs = {c.slug for c in claims.files.values()}
-    if project.site.require_approval or len(slugs) < len(claims.files):
+    if project.site.require_approval or len(claims.slugs) < len(claims.files):
         return None
-    files = {rel: c for rel, c in claims.files.items() if rel not in changed}
-    pages = {rel: p for rel, p in claims.pages.items() if rel not in changed}
+    files, pages, slugs = dict(claims.files), dict(claims.pages), Counter(claims.slugs)
     problems = [p for p in claims.problems if p.path not in changed]
     for rel, path in sorted(changed.items()):
+        pages.pop(rel, None)
+        if rel in files:
+            slugs[files.pop(rel).slug] -= 1
         if not os.path.lexists(path):
             continue
         if not path.resolve().is_relative_to(root.resolve()):
@@ -112,6 +119,7 @@ def reload_claims(claims: Claims, paths: Iterable[Path]) -> Claims | None:
         if claim is None:
             continue
         files[rel] = claim
+        slugs[claim.slug] += 1
         page, found = resolve_claim(claim, project.registry, project.site)
         problems += found
         if page is None:
@@ -125,9 +133,10 @@ def reload_claims(claims: Claims, paths: Iterable[Path]) -> Claims | None:
             page, project.registry, project.site, project.today, approval, matches
         )
         problems += lint.lint_claim(context)
-    if len({c.slug for c in files.values()}) < len(files):
+    slugs = +slugs  # only the slugs some file has
+    if len(slugs) < len(files):
         return None
-    return Claims(project, files, pages, tuple(sorted(set(problems))))
+    return Claims(project, files, pages, tuple(sorted(set(problems))), slugs)
 
 
 def _fingerprint(page: Page) -> tuple[Any, ...]:
@@ -139,6 +148,75 @@ def _fingerprint(page: Page) -> tuple[Any, ...]:
 def _listed(path: str) -> bool:
     """Whether a file of the site is one of `plan_listings`' (not a claim's, not static)."""
     return not path.startswith(("claims/", "static/"))
+
+
+def _order(page: Page) -> tuple[dt.date, str]:
+    """Where a claim goes on the site: newest check first (this, reversed)."""
+    return page.claim.checked_on, page.slug
+
+
+class Links:
+    """Claims with their follow-ups linked, kept up to date claim by claim: what
+    `Project.published(drafts=True)` gives, at the cost of the claims an edit touches."""
+
+    def __init__(self, pages: Mapping[str, Page] | None = None, linked: Iterable[Page] = ()):
+        """Empty, or `pages` (unlinked, by file) as `linked` links them."""
+        self.unlinked: dict[str, Page] = {}
+        self.linked = {page.file.rel: page for page in linked}
+        self.order: list[tuple[tuple[dt.date, str], str]] = []
+        """(`_order`, file) of every claim, sorted."""
+        self.asking: dict[str, set[str]] = {}
+        """By follow-up question (`question_key`): the files of the claims asking it."""
+        self.answering: dict[str, set[str]] = {}
+        """By claim question (`question_key`): the files of the claims with it."""
+        for rel, page in (pages or {}).items():
+            self._add(rel, page)
+        self.order.sort()
+
+    def _add(self, rel: str, page: Page) -> None:
+        self.unlinked[rel] = page
+        self.order.append((_order(page), rel))
+        for key in {question_key(f.question) for f in page.follow_ups}:
+            self.asking.setdefault(key, set()).add(rel)
+        self.answering.setdefault(question_key(page.claim.question), set()).add(rel)
+
+    def _remove(self, rel: str) -> Page:
+        page = self.unlinked.pop(rel)
+        del self.order[bisect.bisect_left(self.order, (_order(page), rel))]
+        for key in {question_key(f.question) for f in page.follow_ups}:
+            self.asking[key].discard(rel)
+        self.answering[question_key(page.claim.question)].discard(rel)
+        del self.linked[rel]
+        return page
+
+    def update(self, pages: Mapping[str, Page]) -> tuple[list[Page], set[str], set[str]]:
+        """Move to `pages` (unlinked, by file). Return the linked pages in the site's order,
+        the files of the claims linked again, and the slugs of the claims gone."""
+        changed = [rel for rel, page in pages.items() if self.unlinked.get(rel) is not page]
+        gone = [rel for rel in self.unlinked if rel not in pages]
+        asked, slugs = set(), set()
+        for rel in (*changed, *gone):
+            if rel in self.unlinked:
+                old = self._remove(rel)
+                asked.add(question_key(old.claim.question))
+                slugs.add(old.slug)
+        for rel in changed:
+            self._add(rel, pages[rel])
+            bisect.insort(self.order, self.order.pop())
+            asked.add(question_key(pages[rel].claim.question))
+        relink = set(changed).union(*(self.asking.get(key, ()) for key in asked))
+        targets = {
+            question_key(f.question) for rel in relink for f in self.unlinked[rel].follow_ups
+        }
+        subset = relink.union(*(self.answering.get(key, ()) for key in targets))
+        # The same links as linking all pages: every page a relinked follow-up could point
+        # to is in `subset`, in the site's order.
+        ordered = sorted(subset, key=lambda rel: (_order(self.unlinked[rel]), rel), reverse=True)
+        linked = link_follow_ups([self.unlinked[rel] for rel in ordered])
+        for rel, page in zip(ordered, linked, strict=True):
+            if rel in relink:
+                self.linked[rel] = page
+        return [self.linked[rel] for _, rel in reversed(self.order)], relink, slugs
 
 
 class LiveSite:
@@ -161,8 +239,7 @@ class LiveSite:
         """The claims `out` shows."""
         self.pages: list[Page] = []
         """The claims on the site, follow-ups linked, as `Project.published` gives them."""
-        self.linked: dict[str, Page] = {}
-        """`pages` by claim file."""
+        self.links = Links()
         self.renderer: Renderer | None = None
         self.generation = 0
         """Moves with every write; background work for an older one is thrown away."""
@@ -179,64 +256,41 @@ class LiveSite:
             write_site(plan, self.out, before_swap=self._keep_search)
             self.files = plan.files
             self.digests = _manifest(self.out)
-            self._remember(Claims.of(project), plan.pages)
+            self.claims, self.pages = Claims.of(project), plan.pages
+            self.shown = {page.slug: _fingerprint(page) for page in plan.pages}
+            self.links = Links(self.claims.pages, plan.pages)
+            self.generation += 1
             self.renderer = Renderer(project.root, project.site, live=True)
         self.changed(None)
         self._catch_up()
         return len(plan.files)
 
     def update(self, claims: Claims) -> int:
-        """Write the claims whose page changed since the last write; the
-        listings and the search index follow. Only valid when nothing but claim files
-        changed since `full`. Returns how many files changed."""
+        """Write the claims whose page changed since the last write; the listings and the
+        search index follow. Only valid when nothing but claim files changed since `full`.
+        Returns how many files changed."""
         assert self.renderer is not None
-        pages = self._link(claims)
+        links, self.links = self.links, Links()  # left empty (all to redo) if this fails
+        pages, relinked, gone = links.update(claims.pages)
         files: dict[str, bytes | None] = {}
         shown = dict(self.shown)
-        for page in pages:
-            if self.linked.get(page.file.rel) is not page:
-                shown[page.slug] = _fingerprint(page)
-                if self.shown.get(page.slug) != shown[page.slug]:
-                    outputs = claim_outputs(self.renderer, page)
-                    files.update(zip(claim_paths(page.slug), outputs, strict=True))
-        for slug in self.shown.keys() - {page.slug for page in pages}:
+        for rel in relinked:
+            page = links.linked[rel]
+            shown[page.slug] = _fingerprint(page)
+            if self.shown.get(page.slug) != shown[page.slug]:
+                outputs = claim_outputs(self.renderer, page)
+                files.update(zip(claim_paths(page.slug), outputs, strict=True))
+        for slug in gone - {links.linked[rel].slug for rel in relinked}:
             del shown[slug]
             files.update(dict.fromkeys(claim_paths(slug)))
         with self.write_lock:
             written = self._write(files)
-            self._remember(claims, pages, shown)
+            self.claims, self.pages, self.shown = claims, pages, shown
+            self.generation += 1
+        self.links = links
         self.changed(written)
         self._catch_up()
         return len(written)
-
-    def _link(self, claims: Claims) -> list[Page]:
-        """What `Project.published(drafts=True)` gives, reusing the linked pages of the
-        last write where neither the claim nor the claims its follow-ups ask about changed."""
-        before = self.claims.pages if self.claims else {}
-        now = claims.pages
-        pages = sorted(now.values(), key=lambda p: (p.claim.checked_on, p.slug), reverse=True)
-        changed = [p for p in pages if before.get(p.file.rel) is not p]
-        gone = [p for rel, p in before.items() if now.get(rel) is not p]
-        asked = {question_key(p.claim.question) for p in (*changed, *gone)}
-        affected = {id(p) for p in changed} | {
-            id(p) for p in pages if any(question_key(f.question) in asked for f in p.follow_ups)
-        }
-        needed = {
-            question_key(f.question) for p in pages if id(p) in affected for f in p.follow_ups
-        }
-        subset = [p for p in pages if id(p) in affected or question_key(p.claim.question) in needed]
-        # The same links as linking all pages: every page a relinked follow-up could point
-        # to is in `subset`, in the same order.
-        linked = {id(p): q for p, q in zip(subset, link_follow_ups(subset), strict=True)}
-        return [linked[id(p)] if id(p) in affected else self.linked[p.file.rel] for p in pages]
-
-    def _remember(
-        self, claims: Claims, pages: list[Page], shown: dict[str, tuple[Any, ...]] | None = None
-    ) -> None:
-        self.claims, self.pages = claims, pages
-        self.linked = {page.file.rel: page for page in pages}
-        self.shown = shown if shown is not None else {p.slug: _fingerprint(p) for p in pages}
-        self.generation += 1
 
     def _write(self, files: dict[str, bytes | None]) -> set[str]:
         """Write (bytes) or delete (None) files of `out` in place, each replaced in one

@@ -18,6 +18,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -83,6 +84,7 @@ class Preview:
         alone are re-read and re-rendered one by one, anything else rebuilds it all. On
         failure keep the problems to show in the page."""
         error: str | None = None
+        started = time.monotonic()
         try:
             claims = None
             if self.claims is not None and changes is not None and not self.stale:
@@ -103,7 +105,8 @@ class Preview:
                 print(problem, file=sys.stderr)
             if incremental:
                 files = self.site.update(claims)
-                print(f"updated {files} file(s)", flush=True)
+                took = time.monotonic() - started
+                print(f"updated {files} file(s) in {took:.2f} s", flush=True)
             else:
                 files = self.site.full(project)
                 self.stale = False
