@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
+import os
 import shutil
 from pathlib import Path
 
@@ -196,3 +197,26 @@ def test_a_claim_approved_after_it_was_cached_is_seen_as_approved(builds: Builds
         cold = gather(root).problems
     assert gather(root, render=False).problems == cold
     assert f"claims/{slug}/index.html" in builds.same()
+
+
+def test_a_pack_drops_unused_entries_and_the_leftovers_of_killed_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    first = Pack(tmp_path, [b"context"], "kind")
+    first.put(first.key("a"), b"A")
+    first.put(first.key("b"), b"BBBB")
+    first.save()
+    leftover = first.folder / ".tmp-seg-killed"
+    leftover.write_bytes(b"half")
+    os.utime(leftover, (0, 0))
+    second = Pack(tmp_path, [b"context"], "kind")
+    assert second.get(second.key("a")) == b"A"
+    second.save()  # `b` unused, and heavier than what was used: the pack is rewritten
+    third = Pack(tmp_path, [b"context"], "kind")
+    assert third.get(third.key("a")) == b"A"
+    assert third.get(third.key("b")) is None
+    assert len(list(first.folder.glob("seg-*"))) == 1
+    assert not leftover.exists()
+    other = Pack(tmp_path, [b"other context"], "kind")  # another site.yaml, registry...
+    assert other.get(other.key("a")) is None

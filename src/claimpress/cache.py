@@ -255,11 +255,19 @@ class Pack:
             for old in self.segments:
                 old.unlink(missing_ok=True)
             self.segments, self.index = [], {}
+            self._drop_leftovers()
         self.segments.append(path)
         with contextlib.suppress(OSError, ValueError, struct.error):
             self._read_segment(path)
         # Saved entries are read from the segment's map from now on, not kept in memory.
         self.new = {k: v for k, v in self.new.items() if k not in self.index}
+
+    def _drop_leftovers(self) -> None:
+        """Delete the half-written segments of killed runs (an hour old: not being written)."""
+        with contextlib.suppress(OSError):
+            for path in self.folder.glob(".tmp-seg-*"):
+                if path.stat().st_mtime < time.time() - 3600:
+                    path.unlink(missing_ok=True)
 
     def _write(self, entries: dict[str, bytes | memoryview]) -> Path:
         """One segment, written atomically (a killed run leaves no half-written segment)."""
