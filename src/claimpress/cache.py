@@ -62,10 +62,10 @@ def _secret() -> bytes | None:
         return None
 
 
-class Cache:
-    """Signed entries under one folder; every failure to read or write is a miss."""
+class _Keyed:
+    """Entries of one kind under one folder, keyed in a context (site, registry...)."""
 
-    def __init__(self, root: Path, context: list[bytes], kind: str = "claims") -> None:
+    def __init__(self, root: Path, context: list[bytes], kind: str) -> None:
         self.folder = root / CACHE_DIR / kind
         self.secret = None if os.environ.get("CLAIMPRESS_NO_CACHE") else _secret()
         salt = hashlib.sha256(code_digest().encode())
@@ -73,19 +73,27 @@ class Cache:
             salt.update(hashlib.sha256(part).digest())
         self.salt = salt.digest()
         self.used: set[str] = set()
-        """Keys read or written by this run, for `prune`."""
+        """Keys read or written by this run, to keep when pruning."""
 
     def key(self, *parts: str | bytes) -> str:
-        """The key of an entry: the cache's context plus `parts`."""
+        """The key of an entry: the context plus `parts`."""
         digest = hashlib.sha256(self.salt)
         for part in parts:
             data = part.encode() if isinstance(part, str) else part
             digest.update(len(data).to_bytes(8, "big") + data)
         return digest.hexdigest()
 
-    def _sign(self, data: bytes) -> bytes:
+    def _sign(self, data: bytes | memoryview) -> bytes:
         assert self.secret is not None
-        return hmac.new(self.secret, data, hashlib.sha256).digest()
+        return hmac.digest(self.secret, data, "sha256")
+
+
+class Cache(_Keyed):
+    """Signed entries under one folder, a file each; every failure to read or write is a
+    miss."""
+
+    def __init__(self, root: Path, context: list[bytes], kind: str = "claims") -> None:
+        super().__init__(root, context, kind)
 
     def get(self, key: str) -> bytes | None:
         """The entry stored under `key`, if there is one and its signature is ours."""
@@ -130,7 +138,7 @@ _ROW = struct.Struct("<32sQQ32s")
 """One index row: key, offset, length, signature of the entry."""
 
 
-class Pack:
+class Pack(_Keyed):
     """Signed entries of one kind in a few segment files (not one file per entry), so that
     a warm run opens a handful of files; entries are read lazily from memory maps.
 
@@ -145,14 +153,7 @@ class Pack:
     """Past this many segments, `save` compacts them into one."""
 
     def __init__(self, root: Path, context: list[bytes], kind: str) -> None:
-        self.folder = root / CACHE_DIR / kind
-        self.secret = None if os.environ.get("CLAIMPRESS_NO_CACHE") else _secret()
-        salt = hashlib.sha256(code_digest().encode())
-        for part in context:
-            salt.update(hashlib.sha256(part).digest())
-        self.salt = salt.digest()
-        self.used: set[str] = set()
-        """Keys read or written by this run, for `save`."""
+        super().__init__(root, context, kind)
         self.index: dict[str, tuple[mmap.mmap, int, int, bytes]] = {}
         """Stored entries: key, then the map, offset, length and signature of the data."""
         self.new: dict[str, bytes] = {}
@@ -189,18 +190,6 @@ class Pack:
         for key, offset, length, sig in _ROW.iter_unpack(rows):
             if offset + length <= len(data):
                 self.index[key.hex()] = (data, offset, length, sig)
-
-    def key(self, *parts: str | bytes) -> str:
-        """The key of an entry: the pack's context plus `parts`."""
-        digest = hashlib.sha256(self.salt)
-        for part in parts:
-            data = part.encode() if isinstance(part, str) else part
-            digest.update(len(data).to_bytes(8, "big") + data)
-        return digest.hexdigest()
-
-    def _sign(self, data: bytes | memoryview) -> bytes:
-        assert self.secret is not None
-        return hmac.digest(self.secret, data, "sha256")
 
     def has(self, key: str) -> bool:
         """Whether an entry is stored under `key` (its signature is checked by `get`); the
