@@ -127,7 +127,7 @@ def test_warm_builds_match_cold_builds_through_every_kind_of_edit(builds: Builds
     claims[4].write_text(claims[4].read_text().replace("checked_onn:", "checked_on:"))
     builds.same()
     # Entries no run uses any more are dropped, and segments do not pile up.
-    for kind in ("summaries", "claims", "lint"):
+    for kind in ("summaries", "claims", "lint", "rendered"):
         assert len(list((root / CACHE_DIR / kind).glob("seg-*"))) <= Pack.MAX_SEGMENTS
     assert _stored(root / CACHE_DIR / "claims") < 12 * 4
 
@@ -135,7 +135,7 @@ def test_warm_builds_match_cold_builds_through_every_kind_of_edit(builds: Builds
 @pytest.mark.parametrize("at", [-40, 60])
 def test_a_tampered_cache_entry_is_ignored(builds: Builds, at: int) -> None:
     first = builds.same()
-    for kind in ("summaries", "claims", "lint"):
+    for kind in ("summaries", "claims", "lint", "rendered"):
         for segment in (builds.root / CACHE_DIR / kind).glob("seg-*"):
             data = bytearray(segment.read_bytes())
             # A planted or damaged pickle (at the end), or index (at the start): the

@@ -24,7 +24,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path, PurePosixPath
 
 from . import listing, prose, search
-from .cache import Cache
+from .cache import Cache, Pack
 from .parallel import fork_map, gc_paused
 from .problems import Problem, ProblemsFound
 from .project import Project, display_path
@@ -78,26 +78,38 @@ def plan_site(project: Project, *, drafts: bool = False, live: bool = False) -> 
     plan = Plan()
     pages = project.published(drafts=drafts)
     context = [theme_digest(project.root), project.site.model_dump_json().encode()]
-    cache = Cache(project.root, context, "pages-live" if live else "pages")
+    kind = "rendered-live" if live else "rendered"
+    pack = Pack(project.root, context, kind)
+    for old in ("pages", "pages-live"):  # the one-file-per-claim cache of earlier versions
+        Cache(project.root, [], old).prune(set())
+    claim_keys = {s.rel: s.key for s in project.summaries}
+    current = drafts or not project.site.require_approval  # no approved snapshot shown
 
-    def claim_files(page: Page) -> tuple[str, tuple[bytes, ...]]:
-        key = cache.key(
-            page.file.rel,
-            page.file.digest,
-            repr([getattr(page, f.name) for f in fields(page) if f.name != "file"]),
-        )
-        blob = cache.get(key)
-        if blob is None:
-            blob = pickle.dumps(claim_outputs(renderer, page))
-            cache.put(key, blob)
-        return key, pickle.loads(blob)
+    def key(page: Page) -> str:
+        if current and page.file.rel in claim_keys:
+            # A page is made from its claim's bytes in the project's context, which the
+            # claim's own cache key covers, plus the follow-ups linked across claims.
+            return pack.key(claim_keys[page.file.rel], repr(page.follow_ups), page.summary.html)
+        fields_ = [getattr(page, f.name) for f in fields(page) if f.name != "file"]
+        return pack.key(page.file.rel, page.file.digest, repr(fields_))
 
-    rendered = fork_map(claim_files, pages)
-    cache.prune({key for key, _ in rendered})
-    for page, (_, files) in zip(pages, rendered, strict=True):
+    def render(page: Page) -> bytes:
+        return pickle.dumps(claim_outputs(renderer, page), protocol=5)
+
+    keys = [key(page) for page in pages]
+    missing = [i for i, k in enumerate(keys) if not pack.has(k)]
+    for i, made in zip(missing, fork_map(render, [pages[i] for i in missing]), strict=True):
+        pack.put(keys[i], made)
+    for page, k in zip(pages, keys, strict=True):
+        blob = pack.get(k)
+        if blob is None:  # an entry whose signature is not ours
+            blob = render(page)
+            pack.put(k, blob)
+        files: tuple[bytes, bytes, bytes] = pickle.loads(blob)
         renderer.known_json[id(page)] = (page, files[2])
         for rel, data in zip(claim_paths(page.slug), files, strict=True):
             plan.add(rel, data, page.file.rel)
+    pack.save()
     plan_listings(plan, renderer, project, pages, drafts=drafts)
     for rel, path in static_files(project.root):
         plan.add("static/" + rel, path.read_bytes(), str(path))
