@@ -15,6 +15,7 @@ import contextlib
 import datetime as dt
 import os
 import shutil
+import subprocess
 import tempfile
 import threading
 from collections import Counter
@@ -244,6 +245,8 @@ class LiveSite:
         self.generation = 0
         """Moves with every write; background work for an older one is thrown away."""
         self.write_lock = threading.Lock()
+        self.indexer: subprocess.Popen[str] | None = None
+        """The last search index run started."""
         self.pending = threading.Event()
         self.idle = threading.Event()
         self.idle.set()
@@ -332,6 +335,14 @@ class LiveSite:
         """Run the background thread that brings listings and the search index up to date."""
         threading.Thread(target=self._background, daemon=True).start()
 
+    def _indexing(self, process: subprocess.Popen[str]) -> None:
+        self.indexer = process
+
+    def stop(self) -> None:
+        """End a search index run under way (the preview is closing)."""
+        if self.indexer is not None and self.indexer.poll() is None:
+            search.stop(self.indexer)
+
     def _background(self) -> None:
         while True:
             self.pending.wait()
@@ -377,7 +388,7 @@ class LiveSite:
             return  # more changes are coming: index them all at once
         fresh = Path(tempfile.mkdtemp(prefix=".search-", dir=self.out.parent))
         try:
-            search.index_site(self.out, fresh / search.SEARCH_DIR)
+            search.index_site(self.out, fresh / search.SEARCH_DIR, started=self._indexing)
             with self.write_lock:
                 if generation != self.generation:
                     return

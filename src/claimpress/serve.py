@@ -235,5 +235,6 @@ def serve(root: Path, *, port: int = 8000, host: str = "127.0.0.1") -> None:
         except KeyboardInterrupt:
             pass
         finally:
+            preview.site.stop()
             server.shutdown()
             server.server_close()
