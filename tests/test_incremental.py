@@ -220,3 +220,26 @@ def test_a_pack_drops_unused_entries_and_the_leftovers_of_killed_runs(
     assert not leftover.exists()
     other = Pack(tmp_path, [b"other context"], "kind")  # another site.yaml, registry...
     assert other.get(other.key("a")) is None
+
+
+def test_findings_are_reused_on_another_day_only_when_the_date_changes_none(
+    builds: Builds,
+) -> None:
+    root = builds.root
+
+    def cold(day: dt.date) -> tuple[object, ...]:
+        with builds.monkeypatch.context() as m:
+            m.setenv("CLAIMPRESS_NO_CACHE", "1")
+            return gather(root, day, render=False).problems
+
+    first = gather(root, dt.date(2027, 1, 1), render=False)
+    stored = _stored(root / CACHE_DIR / "lint")
+    # No date after either day and no check stale on either: the same findings, not redone.
+    later = gather(root, dt.date(2028, 6, 1), render=False)
+    assert later.problems == first.problems == cold(dt.date(2028, 6, 1))
+    assert _stored(root / CACHE_DIR / "lint") == stored
+    # Stale checks, and dates in the future: those claims' findings are made for that day.
+    for day in (dt.date(2031, 1, 1), dt.date(2021, 1, 1)):
+        found = gather(root, day, render=False).problems
+        assert found == cold(day)
+        assert {"stale-check", "future-date"} & {p.rule for p in found}

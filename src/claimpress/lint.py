@@ -22,7 +22,7 @@ from . import figures as fig
 from . import prose
 from .approvals import Approval, snapshot_claim
 from .load import ClaimFile, Located, field_path
-from .model import Figure, Site, Source
+from .model import Claim, Figure, Site, Source
 from .problems import Problem, Severity
 from .prose import Cite, FigureRef
 from .resolve import Entry, Page, Registry
@@ -83,6 +83,8 @@ class Context:
     registry: Registry
     site: Site
     today: dt.date
+    """Rules read it only as `dated` says (a date after it, a stale check): on any other day
+    a claim's findings are the same, and `gather` reuses them from the cache."""
     approval: Approval | None = None
     approved: bool = False
     """Whether the approval's hash matches the claim's current content."""
@@ -376,9 +378,29 @@ def untraced_number(ctx: Context) -> Iterator[Finding]:
 # --- Dates ---------------------------------------------------------------------------------
 
 
+_SOURCE_DATES = ("published", "accessed", "archived")
+
+
+def latest_date(claim: Claim) -> dt.date:
+    """The latest of the claim's dates that the rules compare with today (`dates`)."""
+    found = [claim.checked_on, *(c.date for c in claim.corrections)]
+    if claim.appeared and claim.appeared.date:
+        found.append(claim.appeared.date)
+    for source in claim.sources.values():
+        found += [d for name in _SOURCE_DATES if (d := getattr(source, name)) is not None]
+    return max(found)
+
+
+def dated(checked_on: dt.date, latest: dt.date, site: Site, today: dt.date) -> bool:
+    """Whether today's date changes a claim's findings: one of its dates is after today
+    (`future-date`), or its check is stale (`stale-check`); on every day neither holds, no
+    rule's finding depends on the date."""
+    return latest > today or (today - checked_on).days > site.stale_after_days
+
+
 def _source_dates(entry: Entry[Source], today: dt.date) -> Iterator[Finding]:
     source = entry.item
-    for name in ("published", "accessed", "archived"):
+    for name in _SOURCE_DATES:
         value = getattr(source, name)
         if value is not None and value > today:
             yield _future(entry.file, (*entry.loc, name), value, today)

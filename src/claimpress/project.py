@@ -57,6 +57,10 @@ class Summary(NamedTuple):
     approval of its slug was there to compare it with; else empty."""
     problems: tuple[Problem, ...]
     """What loading and resolving it found."""
+    checked_on: dt.date | None
+    """The claim's `checked_on`, when it validated."""
+    latest: dt.date | None
+    """Its latest date the review rules compare with today (`lint.latest_date`)."""
 
 
 class _Claims:
@@ -282,24 +286,44 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
     pack = Pack(root, context, "claims")
     lints = Pack(root, context, "lint")
 
-    def lint_key(key: str, slug: str, content: str) -> tuple[str, Approval | None, bool]:
-        approval = approvals.get(slug)
-        matches = approval is not None and approval.content_hash == content
-        return lints.key(key, today.isoformat(), repr(approval), str(matches)), approval, matches
+    def lint_key(summary: Summary) -> tuple[str, Approval | None, bool]:
+        """The key of a claim's findings (today's date in it only when it changes them)."""
+        assert summary.slug and summary.checked_on and summary.latest
+        approval = approvals.get(summary.slug)
+        matches = approval is not None and approval.content_hash == summary.content_hash
+        when = (
+            today.isoformat() if lint.dated(summary.checked_on, summary.latest, site, today) else ""
+        )
+        return lints.key(summary.key, when, repr(approval), str(matches)), approval, matches
 
     def compute(item: tuple[Path, str, str, bytes]) -> tuple[bytes, bytes | None, bytes | None]:
         path, rel, key, data = item
         claim, page, found = _load_and_resolve(path, rel, data, registry, site, render=render)
         content = content_hash(page, registry) if page and page.slug in approvals else ""
-        status = claim.claim.status if claim is not None else ""
-        summary = (claim.slug if claim else None, page is not None, status, content, tuple(found))
+        status, checked_on, latest = (
+            (claim.claim.status, claim.claim.checked_on, lint.latest_date(claim.claim))
+            if claim is not None
+            else ("", None, None)
+        )
+        summary = Summary(
+            path,
+            rel,
+            key,
+            claim.slug if claim else None,
+            page is not None,
+            status,
+            content,
+            tuple(found),
+            checked_on,
+            latest,
+        )
         entry = pickle.dumps((claim, page), protocol=5) if claim and render else None
         findings = None
         if page is not None:
-            _, approval, matches = lint_key(key, page.slug, content)
+            _, approval, matches = lint_key(summary)
             context = lint.Context(page, registry, site, today, approval, matches)
             findings = pickle.dumps(lint.lint_claim(context), protocol=5)
-        return pickle.dumps(summary, protocol=5), entry, findings
+        return pickle.dumps(tuple(summary)[3:], protocol=5), entry, findings
 
     files: list[Summary | tuple[Path, str, str]] = []
     todo: list[tuple[Path, str, str, bytes]] = []
@@ -328,7 +352,7 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
             if entry is not None:
                 pack.put(item.key, entry)
             if findings is not None:
-                lints.put(lint_key(item.key, item.slug or "", item.content_hash)[0], findings)
+                lints.put(lint_key(item)[0], findings)
         gathered.append(item)
         problems += item.problems
     del computed  # the pickles now live in the packs only (saved: read from disk when used)
@@ -362,7 +386,7 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
     def lint_one(summary: Summary) -> bytes:
         _, page = claims.entry(summary, render=render)
         assert page is not None
-        _, approval, matches = lint_key(summary.key, page.slug, summary.content_hash)
+        _, approval, matches = lint_key(summary)
         context = lint.Context(page, registry, site, today, approval, matches)
         return pickle.dumps(lint.lint_claim(context), protocol=5)
 
@@ -372,7 +396,7 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
         if not summary.resolved:
             continue
         assert summary.slug is not None
-        key, approval, matches = lint_key(summary.key, summary.slug, summary.content_hash)
+        key, approval, matches = lint_key(summary)
         blob = lints.get(key)
         if blob is None:
             unlinted.append((summary, key))
