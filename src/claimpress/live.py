@@ -246,6 +246,7 @@ class LiveSite:
         """Moves with every write; background work for an older one is thrown away."""
         self.write_lock = threading.Lock()
         self.indexer: subprocess.Popen[str] | None = None
+        self.stopping = False
         """The last search index run started."""
         self.pending = threading.Event()
         self.idle = threading.Event()
@@ -340,6 +341,7 @@ class LiveSite:
 
     def stop(self) -> None:
         """End a search index run under way (the preview is closing)."""
+        self.stopping = True
         if self.indexer is not None and self.indexer.poll() is None:
             search.stop(self.indexer)
 
@@ -351,6 +353,8 @@ class LiveSite:
                 self._listings()
                 self._index()
             except Exception as exc:  # the preview must keep running
+                if self.stopping:
+                    return
                 print(f"serve: could not update the listings or search: {exc}", flush=True)
             if not self.pending.is_set():
                 self.idle.set()
