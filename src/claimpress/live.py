@@ -338,6 +338,8 @@ class LiveSite:
 
     def _indexing(self, process: subprocess.Popen[str]) -> None:
         self.indexer = process
+        if self.stopping:  # `stop` ran while it was starting
+            search.stop(process)
 
     def stop(self) -> None:
         """End a search index run under way (the preview is closing)."""
@@ -388,7 +390,7 @@ class LiveSite:
         """Index the site as it is now and swap the new index in."""
         with self.write_lock:
             generation = self.generation
-        if self.pending.is_set():
+        if self.pending.is_set() or self.stopping:
             return  # more changes are coming: index them all at once
         fresh = Path(tempfile.mkdtemp(prefix=".search-", dir=self.out.parent))
         try:
