@@ -21,7 +21,7 @@ from decimal import Decimal
 from . import figures as fig
 from . import prose
 from .approvals import Approval, snapshot_claim
-from .load import ClaimFile, Located, field_path
+from .load import ClaimFile, Located, field_path, locate_in_field
 from .model import Claim, Figure, Site, Source
 from .problems import Problem, Severity
 from .prose import Cite, FigureRef
@@ -688,48 +688,3 @@ def _values(ctx: Context) -> dict[str, Decimal]:
 
 def _join(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
-
-
-def locate_in_field(
-    file: ClaimFile, loc: tuple[str | int, ...], value: str, offset: int
-) -> tuple[int, int] | None:
-    """Line and column of `value[offset]` in the file, for a field written plain, quoted or
-    as a block (`>-`, `|`); None when the layout cannot be mapped with certainty."""
-    from .yamltree import locate
-
-    node, found = locate(file.root, loc)
-    if not found or not file.data:
-        return None
-    lines = file.data.decode("utf-8", "replace").lstrip("\ufeff").splitlines()
-    if node.line < 1 or node.line > len(lines):
-        return None
-    first = lines[node.line - 1]
-    start_col = node.col - 1
-    if first[start_col : start_col + 1] in (">", "|"):
-        row, col0 = node.line, None  # content starts on the next line
-    elif first[start_col : start_col + 1] in ("'", '"'):
-        row, col0 = node.line - 1, start_col + 1
-    else:
-        row, col0 = node.line - 1, start_col
-    quote = first[start_col] if col0 == start_col + 1 else ""
-    pos, blanks = 0, 0
-    while row < len(lines) and pos <= len(value):
-        line = lines[row]
-        begin = col0 if col0 is not None else len(line) - len(line.lstrip(" "))
-        chunk = line[begin:].rstrip()
-        if quote and chunk.endswith(quote):
-            chunk = chunk[:-1]
-        col0 = None
-        row += 1
-        if not chunk:
-            blanks += 1
-            continue
-        found_at = value.find(chunk, pos)
-        if found_at < 0 or found_at > pos + 1 + blanks:
-            return None
-        if found_at <= offset < found_at + len(chunk):
-            col = begin + (offset - found_at)
-            word = value[offset:].split(None, 1)[0] if value[offset:].strip() else ""
-            return (row, col + 1) if line[col:].startswith(word) else None
-        pos, blanks = found_at + len(chunk), 0
-    return None

@@ -321,3 +321,46 @@ def load_site(path: Path, rel: str) -> tuple[Site | None, Located | None, list[P
     if site is None or root is None:
         return None, None, problems
     return site, Located(rel, root), []
+
+
+def locate_in_field(
+    file: ClaimFile, loc: tuple[str | int, ...], value: str, offset: int
+) -> tuple[int, int] | None:
+    """Line and column of `value[offset]` in the file, for a field written plain, quoted or
+    as a block (`>-`, `|`); None when the layout cannot be mapped with certainty."""
+    node, found = yamltree.locate(file.root, loc)
+    if not found or not file.data:
+        return None
+    lines = file.data.decode("utf-8", "replace").lstrip("\ufeff").splitlines()
+    if node.line < 1 or node.line > len(lines):
+        return None
+    first = lines[node.line - 1]
+    start_col = node.col - 1
+    if first[start_col : start_col + 1] in (">", "|"):
+        row, col0 = node.line, None  # content starts on the next line
+    elif first[start_col : start_col + 1] in ("'", '"'):
+        row, col0 = node.line - 1, start_col + 1
+    else:
+        row, col0 = node.line - 1, start_col
+    quote = first[start_col] if col0 == start_col + 1 else ""
+    pos, blanks = 0, 0
+    while row < len(lines) and pos <= len(value):
+        line = lines[row]
+        begin = col0 if col0 is not None else len(line) - len(line.lstrip(" "))
+        chunk = line[begin:].rstrip()
+        if quote and chunk.endswith(quote):
+            chunk = chunk[:-1]
+        col0 = None
+        row += 1
+        if not chunk:
+            blanks += 1
+            continue
+        found_at = value.find(chunk, pos)
+        if found_at < 0 or found_at > pos + 1 + blanks:
+            return None
+        if found_at <= offset < found_at + len(chunk):
+            col = begin + (offset - found_at)
+            word = value[offset:].split(None, 1)[0] if value[offset:].strip() else ""
+            return (row, col + 1) if line[col:].startswith(word) else None
+        pos, blanks = found_at + len(chunk), 0
+    return None

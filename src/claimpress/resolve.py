@@ -21,7 +21,7 @@ from markupsafe import Markup
 
 from . import figures as fig
 from . import prose
-from .load import ClaimFile, Located, RegistryFile
+from .load import ClaimFile, Located, RegistryFile, field_path, locate_in_field
 from .model import Claim, Correction, Figure, Rating, Site, Source
 from .problems import Problem
 from .prose import Block, Cite, FigureRef
@@ -219,20 +219,14 @@ def resolve_claim(
             if isinstance(token, Cite):
                 for key in token.keys:
                     if key not in sources:
-                        problems.append(
-                            file.problem(
-                                loc, _unknown("source", f"[@{key}]", [f"[@{k}]" for k in sources])
-                            )
-                        )
+                        message = _unknown("source", f"[@{key}]", [f"[@{k}]" for k in sources])
+                        problems.append(_at_token(file, loc, text, token, message, "@" + key))
                         continue
                     numbers.setdefault(key, len(numbers) + 1)
                     counts[key] = counts.get(key, 0) + 1
             elif token.name not in figures:
-                problems.append(
-                    file.problem(
-                        loc, _unknown("figure", f"{{{token.name}}}", [f"{{{n}}}" for n in figures])
-                    )
-                )
+                message = _unknown("figure", f"{{{token.name}}}", [f"{{{n}}}" for n in figures])
+                problems.append(_at_token(file, loc, text, token, message))
             else:
                 used_figures.add(token.name)
                 if token.name in values or token.name in registry.values:
@@ -368,6 +362,24 @@ def _merge(
             )
         table[key] = Entry(key, item, file, (*prefix, key))
     return problems
+
+
+def _at_token(
+    file: ClaimFile,
+    loc: tuple[str | int, ...],
+    text: str,
+    token: prose.Token,
+    message: str,
+    part: str = "",
+) -> Problem:
+    """A problem at the token's first place in the field (at `part` of it when given), or at
+    the field when the file's layout does not say where that is."""
+    start = next((a for a, _, t in prose.token_spans(text) if t == token), -1)
+    offset = text.find(part, start) if start >= 0 and part else start
+    at = locate_in_field(file, loc, text, offset) if offset >= 0 else None
+    if at is None:
+        return file.problem(loc, message)
+    return Problem(file.rel, *at, field_path(loc), message)
 
 
 def _unknown(kind: str, name: str, known: Iterable[str], note: str = "") -> str:
