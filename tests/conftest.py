@@ -95,6 +95,19 @@ def run_cli(*args: str, cwd: Path) -> Result:
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
+def check_fixture(claim: Path, project: Path, request: pytest.FixtureRequest) -> Result:
+    """Run `check` on `project` with the fixture `claim` in claims/, and compare what it
+    prints with the fixture's `.expected` file (rewritten under --update-golden)."""
+    shutil.copy(claim, project / "claims" / claim.name)
+    result = run_cli("check", cwd=project)
+    expected = claim.with_suffix(".expected")
+    if request.config.getoption("--update-golden"):
+        expected.write_text(result.err)
+    assert "Traceback" not in result.err
+    assert result.err == expected.read_text()
+    return result
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A minimal valid project with one published claim."""

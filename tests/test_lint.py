@@ -11,7 +11,7 @@ import pytest
 
 from claimpress import lint
 from claimpress.lint import significant_digits, typed_numbers
-from conftest import REPO, run_cli
+from conftest import REPO, check_fixture, run_cli
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lint"
 CASES = sorted(p.stem for p in FIXTURES.glob("*.yaml"))
@@ -20,13 +20,7 @@ CASES = sorted(p.stem for p in FIXTURES.glob("*.yaml"))
 @pytest.mark.parametrize("name", CASES)
 def test_lint_fixture_gets_its_exact_findings(name: str, project: Path,
                                               request: pytest.FixtureRequest) -> None:
-    shutil.copy(FIXTURES / f"{name}.yaml", project / "claims" / f"{name}.yaml")
-    result = run_cli("check", cwd=project)
-    expected = FIXTURES / f"{name}.expected"
-    if request.config.getoption("--update-golden"):
-        expected.write_text(result.err)
-    assert "Traceback" not in result.err
-    assert result.err == expected.read_text()
+    result = check_fixture(FIXTURES / f"{name}.yaml", project, request)
     assert result.code == 0  # findings are warnings: only --strict makes them fatal
 
 
