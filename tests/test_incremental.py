@@ -155,6 +155,16 @@ def test_a_build_file_changed_by_hand_is_rewritten_not_reused(builds: Builds) ->
     assert (builds.root / "build" / MANIFEST).is_file()
 
 
+def test_a_build_file_edited_in_place_at_the_same_size_is_rewritten(builds: Builds) -> None:
+    first = builds.same()
+    page = builds.root / "build" / "index.html"
+    data = page.read_bytes()
+    with open(page, "r+b") as handle:  # the same inode, the same size, other bytes
+        handle.write(data[:10].swapcase())
+    assert page.read_bytes() != data and len(page.read_bytes()) == len(data)
+    assert builds.same() == first
+
+
 def test_check_finds_what_a_build_finds_and_keeps_the_cached_pages(builds: Builds) -> None:
     root = builds.root
     claims = sorted((root / "claims").iterdir())

@@ -325,17 +325,27 @@ def _manifest(out: Path) -> dict[str, str]:
     return dict(line.split(" ", 1)[::-1] for line in text.splitlines() if " " in line)
 
 
+def _written_at(path: Path) -> int:
+    """When a file was last written (ns), or 0 when it cannot be told."""
+    try:
+        return path.lstat().st_mtime_ns
+    except OSError:
+        return 0
+
+
 def file_digest(data: bytes) -> str:
     """A file's digest as the manifest records it."""
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def _reuse(old: Path, new: Path, size: int) -> bool:
+def _reuse(old: Path, new: Path, size: int, since: int) -> bool:
     """Hard-link an unchanged file of the previous build into the new one, when it is
-    still the regular file of the expected size that the manifest describes."""
+    still the regular file of the expected size that the manifest describes, untouched
+    since the manifest was written at `since` (ns): a file edited or replaced by hand
+    since then is written anew, even at the same size."""
     try:
         info = old.lstat()
-        if not stat.S_ISREG(info.st_mode) or info.st_size != size:
+        if not stat.S_ISREG(info.st_mode) or info.st_size != size or info.st_mtime_ns > since:
             return False
         os.link(old, new, follow_symlinks=False)
     except OSError:
@@ -356,6 +366,7 @@ def write_site(plan: Plan, out: Path, *, before_swap: Callable[[Path], None] | N
         try:
             (tmp / MARKER).write_text("written by claimpress; safe to delete\n")
             previous = _manifest(out)
+            since = _written_at(out / MANIFEST) if previous else 0
             manifest: list[str] = []
             written = 0
             made: set[Path] = set()
@@ -366,7 +377,7 @@ def write_site(plan: Plan, out: Path, *, before_swap: Callable[[Path], None] | N
                     made.add(path.parent)
                 digest = file_digest(data)
                 manifest.append(f"{digest} {rel}\n")
-                if previous.get(rel) == digest and _reuse(out / rel, path, len(data)):
+                if previous.get(rel) == digest and _reuse(out / rel, path, len(data), since):
                     continue
                 written += 1
                 with open(path, "xb") as handle:
