@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
+from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import jinja2
@@ -212,6 +213,16 @@ def _temporary_site() -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A browser closing a connection mid-response (a reload, a closed tab) is normal;
+        any other error is printed as usual."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 def serve(root: Path, *, port: int = 8000, host: str = "127.0.0.1") -> None:
     """Build, serve on http://host:port/ and rebuild on every change until interrupted."""
     root = root.absolute()
@@ -219,10 +230,7 @@ def serve(root: Path, *, port: int = 8000, host: str = "127.0.0.1") -> None:
     with _temporary_site() as out:
         preview = Preview(root, out)
         handler = type("Handler", (_Handler,), {"preview": preview})
-        server = http.server.ThreadingHTTPServer(
-            (host, port), functools.partial(handler, directory=str(out))
-        )
-        server.daemon_threads = True
+        server = _Server((host, port), functools.partial(handler, directory=str(out)))
         preview.site.start()
         preview.rebuild()
         thread = threading.Thread(target=server.serve_forever, daemon=True)
