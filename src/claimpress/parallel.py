@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -28,6 +29,13 @@ def cores() -> int:
     if "CLAIMPRESS_JOBS" in os.environ:
         return max(1, int(os.environ["CLAIMPRESS_JOBS"]))
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _worker() -> None:
+    """A worker leaves Ctrl-C to the parent, which stops the pool, and dies quietly on
+    SIGTERM (which `serve` turns into a KeyboardInterrupt for itself)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _run(span: tuple[int, int]) -> list[Any]:
@@ -57,7 +65,7 @@ def fork_map(func: Callable[[T], R], items: Sequence[T]) -> list[R]:
     try:
         step = -(-len(items) // (workers * 4))
         spans = [(i, min(i + step, len(items))) for i in range(0, len(items), step)]
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        with multiprocessing.get_context("fork").Pool(workers, initializer=_worker) as pool:
             parts = pool.map(_run, spans, chunksize=1)
     finally:
         _JOB = None
