@@ -66,12 +66,8 @@ class Finding:
     def problem(self) -> Problem:
         """The finding as a problem printed like a compiler."""
         severity = RULES[self.rule][0]
-        if self.at is None:
-            return self.file.problem(
-                self.loc, self.message, severity=severity, rule=self.rule, key=self.key
-            )
-        return Problem(
-            self.file.rel, *self.at, field_path(self.loc), self.message, severity, self.rule
+        return self.file.problem(
+            self.loc, self.message, severity=severity, rule=self.rule, key=self.key, at=self.at
         )
 
 

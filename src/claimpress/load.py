@@ -57,9 +57,11 @@ class Located:
         severity: str = "error",
         rule: str = "",
         key: bool = False,
+        at: tuple[int, int] | None = None,
     ) -> Problem:
-        """A problem located at the field `loc` of this file."""
-        line, col = self.key_at(*loc) if key else self.at(*loc)
+        """A problem located at the field `loc` of this file (at its key when `key`), or at
+        `at`, an exact line and column inside it, when known."""
+        line, col = at or (self.key_at(*loc) if key else self.at(*loc))
         return Problem(self.rel, line, col, field_path(loc), message, severity, rule)  # type: ignore[arg-type]
 
 

@@ -21,7 +21,7 @@ from markupsafe import Markup
 
 from . import figures as fig
 from . import prose
-from .load import ClaimFile, Located, RegistryFile, field_path, locate_in_field
+from .load import ClaimFile, Located, RegistryFile, locate_in_field
 from .model import Claim, Correction, Figure, Rating, Site, Source
 from .problems import Problem
 from .prose import Block, Cite, FigureRef
@@ -377,9 +377,7 @@ def _at_token(
     start = next((a for a, _, t in prose.token_spans(text) if t == token), -1)
     offset = text.find(part, start) if start >= 0 and part else start
     at = locate_in_field(file, loc, text, offset) if offset >= 0 else None
-    if at is None:
-        return file.problem(loc, message)
-    return Problem(file.rel, *at, field_path(loc), message)
+    return file.problem(loc, message, at=at)
 
 
 def _unknown(kind: str, name: str, known: Iterable[str], note: str = "") -> str:
