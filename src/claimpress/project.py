@@ -296,6 +296,12 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
         )
         return lints.key(summary.key, when, repr(approval), str(matches)), approval, matches
 
+    def findings(summary: Summary, page: Page) -> bytes:
+        """The review rules' findings on one claim, pickled for the lint pack."""
+        _, approval, matches = lint_key(summary)
+        context = lint.Context(page, registry, site, today, approval, matches)
+        return pickle.dumps(lint.lint_claim(context), protocol=5)
+
     def compute(item: tuple[Path, str, str, bytes]) -> tuple[bytes, bytes | None, bytes | None]:
         path, rel, key, data = item
         claim, page, found = _load_and_resolve(path, rel, data, registry, site, render=render)
@@ -318,12 +324,8 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
             latest,
         )
         entry = pickle.dumps((claim, page), protocol=5) if claim and render else None
-        findings = None
-        if page is not None:
-            _, approval, matches = lint_key(summary)
-            context = lint.Context(page, registry, site, today, approval, matches)
-            findings = pickle.dumps(lint.lint_claim(context), protocol=5)
-        return pickle.dumps(tuple(summary)[3:], protocol=5), entry, findings
+        found_by_rules = findings(summary, page) if page is not None else None
+        return _packed(summary), entry, found_by_rules
 
     files: list[Summary | tuple[Path, str, str]] = []
     todo: list[tuple[Path, str, str, bytes]] = []
@@ -346,13 +348,13 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
     gathered: list[Summary] = []
     for item in files:
         if not isinstance(item, Summary):
-            blob, entry, findings = next(computed)
+            blob, entry, found_by_rules = next(computed)
             summaries.put(item[2], blob)
             item = Summary(*item, *pickle.loads(blob))
             if entry is not None:
                 pack.put(item.key, entry)
-            if findings is not None:
-                lints.put(lint_key(item)[0], findings)
+            if found_by_rules is not None:
+                lints.put(lint_key(item)[0], found_by_rules)
         gathered.append(item)
         problems += item.problems
     del computed  # the pickles now live in the packs only (saved: read from disk when used)
@@ -363,7 +365,7 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
             _, page = claims.entry(summary, render=False)
             if page is not None:
                 gathered[i] = summary._replace(content_hash=content_hash(page, registry))
-                summaries.put(summary.key, pickle.dumps(tuple(gathered[i])[3:], protocol=5))
+                summaries.put(summary.key, _packed(gathered[i]))
 
     seen: dict[str, str] = {}
     for summary in gathered:
@@ -386,9 +388,7 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
     def lint_one(summary: Summary) -> bytes:
         _, page = claims.entry(summary, render=render)
         assert page is not None
-        _, approval, matches = lint_key(summary)
-        context = lint.Context(page, registry, site, today, approval, matches)
-        return pickle.dumps(lint.lint_claim(context), protocol=5)
+        return findings(summary, page)
 
     unlinted: list[tuple[Summary, str]] = []
     approved: dict[str, Page | bool] = {}
@@ -427,6 +427,12 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
         approved,
         today,
     )
+
+
+def _packed(summary: Summary) -> bytes:
+    """A summary as the summaries pack keeps it: without the path, name and key it is
+    stored under (`Summary(path, rel, key, *pickle.loads(blob))` restores it)."""
+    return pickle.dumps(tuple(summary)[3:], protocol=5)
 
 
 Loaded = tuple[ClaimFile | None, Page | None, list[Problem]]
