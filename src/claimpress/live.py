@@ -26,12 +26,12 @@ from typing import Any
 
 from . import lint, search
 from .approvals import content_hash
-from .load import CLAIMS_DIR, ClaimFile, load_claim, read
+from .load import CLAIMS_DIR, ClaimFile, read
 from .parallel import gc_paused
 from .problems import Problem
-from .project import Project, display_path
+from .project import Project, display_path, input_problem, load_and_resolve
 from .render import Renderer
-from .resolve import Page, link_follow_ups, question_key, resolve_claim
+from .resolve import Page, link_follow_ups, question_key
 from .site import (
     MANIFEST,
     Plan,
@@ -104,25 +104,20 @@ def reload_claims(claims: Claims, paths: Iterable[Path]) -> Claims | None:
             slugs[files.pop(rel).slug] -= 1
         if not os.path.lexists(path):
             continue
-        if not path.resolve().is_relative_to(root.resolve()):
-            outside = "symlink leads outside the project; copy the file in instead"
-            problems.append(Problem(rel, 0, 0, "", outside))
-            continue
-        if not path.resolve().is_file():
-            problems.append(Problem(rel, 0, 0, "", "not a regular file"))
+        problem = input_problem(path, rel, root.resolve())
+        if problem is not None:
+            problems.append(problem)
             continue
         data, found = read(path, rel)
         problems += found
         if data is None:
             continue
-        claim, found = load_claim(path, rel, data)
+        claim, page, found = load_and_resolve(path, rel, data, project.registry, project.site)
         problems += found
         if claim is None:
             continue
         files[rel] = claim
         slugs[claim.slug] += 1
-        page, found = resolve_claim(claim, project.registry, project.site)
-        problems += found
         if page is None:
             continue
         pages[rel] = page

@@ -82,7 +82,7 @@ class _Claims:
         data, _ = read(summary.path, summary.rel)
         if data is None:
             return None, None
-        claim, page, _ = _load_and_resolve(
+        claim, page, _ = load_and_resolve(
             summary.path, summary.rel, data, self.registry, self.site, render=render
         )
         return claim, page
@@ -198,23 +198,22 @@ def input_files(root: Path, folder: str) -> Iterator[tuple[Path, str, Problem | 
         path = directory / entry.name
         rel = entry.name if where == "." else f"{where}/{entry.name}"
         if entry.is_symlink() or not inside:
-            target = path.resolve()
-            outside = not target.is_relative_to(top)
-            regular = target.is_file()
-        else:
-            outside, regular = False, entry.is_file(follow_symlinks=False)
-        if outside:
-            yield (
-                path,
-                rel,
-                Problem(
-                    rel, 0, 0, "", "symlink leads outside the project; copy the file in instead"
-                ),
-            )
-        elif not regular:
+            yield path, rel, input_problem(path, rel, top)
+        elif not entry.is_file(follow_symlinks=False):
             yield path, rel, Problem(rel, 0, 0, "", "not a regular file")
         else:
             yield path, rel, None
+
+
+def input_problem(path: Path, rel: str, top: Path) -> Problem | None:
+    """Why the input file at `path` cannot be read as part of the project whose resolved
+    root is `top` (a symlink out of it, or not a regular file), or None."""
+    target = path.resolve()
+    if not target.is_relative_to(top):
+        return Problem(rel, 0, 0, "", "symlink leads outside the project; copy the file in instead")
+    if not target.is_file():
+        return Problem(rel, 0, 0, "", "not a regular file")
+    return None
 
 
 _DATE_FIELDS = set("GyYuUQqMLlwWdDFgEec")
@@ -304,7 +303,7 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
 
     def compute(item: tuple[Path, str, str, bytes]) -> tuple[bytes, bytes | None, bytes | None]:
         path, rel, key, data = item
-        claim, page, found = _load_and_resolve(path, rel, data, registry, site, render=render)
+        claim, page, found = load_and_resolve(path, rel, data, registry, site, render=render)
         content = content_hash(page, registry) if page and page.slug in approvals else ""
         status, checked_on, latest = (
             (claim.claim.status, claim.claim.checked_on, lint.latest_date(claim.claim))
@@ -439,7 +438,7 @@ Loaded = tuple[ClaimFile | None, Page | None, list[Problem]]
 """One claim file gathered: the validated file, its resolved page, the problems found."""
 
 
-def _load_and_resolve(
+def load_and_resolve(
     path: Path, rel: str, data: bytes, registry: Registry, site: Site, *, render: bool = True
 ) -> Loaded:
     """One claim file from its bytes: validated, then resolved (its prose rendered when
