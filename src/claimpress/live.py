@@ -40,6 +40,7 @@ from .site import (
     claim_outputs,
     claim_paths,
     file_digest,
+    manifest_text,
     plan_listings,
     plan_site,
     write_site,
@@ -312,8 +313,7 @@ class LiveSite:
             _replace(path, data)
         if written:
             # Keeps `write_site`'s reuse of unchanged files right at the next full build.
-            lines = (f"{digest} {rel}\n" for rel, digest in sorted(self.digests.items()))
-            _replace(self.out / MANIFEST, "".join(lines).encode())
+            _replace(self.out / MANIFEST, manifest_text(self.digests).encode())
         return written
 
     def _keep_search(self, fresh: Path) -> None:

@@ -333,6 +333,11 @@ def _written_at(path: Path) -> int:
         return 0
 
 
+def manifest_text(digests: dict[str, str]) -> str:
+    """The manifest of a build: each file's digest and path, by path."""
+    return "".join(f"{digest} {rel}\n" for rel, digest in sorted(digests.items()))
+
+
 def file_digest(data: bytes) -> str:
     """A file's digest as the manifest records it."""
     return hashlib.blake2b(data, digest_size=16).hexdigest()
@@ -367,7 +372,7 @@ def write_site(plan: Plan, out: Path, *, before_swap: Callable[[Path], None] | N
             (tmp / MARKER).write_text("written by claimpress; safe to delete\n")
             previous = _manifest(out)
             since = _written_at(out / MANIFEST) if previous else 0
-            manifest: list[str] = []
+            manifest: dict[str, str] = {}
             written = 0
             made: set[Path] = set()
             for rel, data in sorted(plan.files.items()):
@@ -376,13 +381,13 @@ def write_site(plan: Plan, out: Path, *, before_swap: Callable[[Path], None] | N
                     path.parent.mkdir(parents=True, exist_ok=True)
                     made.add(path.parent)
                 digest = file_digest(data)
-                manifest.append(f"{digest} {rel}\n")
+                manifest[rel] = digest
                 if previous.get(rel) == digest and _reuse(out / rel, path, len(data), since):
                     continue
                 written += 1
                 with open(path, "xb") as handle:
                     handle.write(data)
-            (tmp / MANIFEST).write_text("".join(manifest), "utf-8")
+            (tmp / MANIFEST).write_text(manifest_text(manifest), "utf-8")
             if before_swap is not None:
                 before_swap(tmp)
             if out.exists():
