@@ -217,6 +217,10 @@ def test_a_pack_drops_unused_entries_and_the_leftovers_of_killed_runs(
     first.put(first.key("a"), b"A")
     first.put(first.key("b"), b"BBBB")
     first.save()
+    earlier = first.folder / ("ab" * 32)  # an entry of the one-file-per-entry cache
+    unrelated = first.folder / "notes.txt"
+    earlier.write_bytes(b"old")
+    unrelated.write_bytes(b"mine")
     leftover = first.folder / ".tmp-seg-killed"
     leftover.write_bytes(b"half")
     os.utime(leftover, (0, 0))
@@ -228,6 +232,7 @@ def test_a_pack_drops_unused_entries_and_the_leftovers_of_killed_runs(
     assert third.get(third.key("b")) is None
     assert len(list(first.folder.glob("seg-*"))) == 1
     assert not leftover.exists()
+    assert not earlier.exists() and unrelated.exists()
     other = Pack(tmp_path, [b"other context"], "kind")  # another site.yaml, registry...
     assert other.get(other.key("a")) is None
 
@@ -253,3 +258,11 @@ def test_findings_are_reused_on_another_day_only_when_the_date_changes_none(
         found = gather(root, day, render=False).problems
         assert found == cold(day)
         assert {"stale-check", "future-date"} & {p.rule for p in found}
+
+
+def test_a_build_drops_the_rendered_cache_of_earlier_versions(builds: Builds) -> None:
+    old = builds.root / CACHE_DIR / "pages"
+    old.mkdir(parents=True)
+    (old / ("cd" * 32)).write_bytes(b"old")
+    builds.same()
+    assert not old.exists()

@@ -1,12 +1,12 @@
 """A persistent cache of per-claim work, keyed by the hash of everything it depends on.
 
-`.claimpress-cache/claims/` holds one file per claim: the pickled result of loading and
-resolving it (the validated file, its page, its problems), keyed by the claim's bytes, its
-path, the site settings, the shared registry, the working folder and claimpress's own code;
-`lint/` the review rules' findings (also keyed by the date and the approval), `pages/` each
-claim's rendered files (keyed by the page itself and the templates).
-A changed input is a new key, so a stale entry is never read; entries no build used are
-pruned. Pickles can run code when loaded, so every entry is signed with a secret kept
+`.claimpress-cache/` holds one `Pack` per kind of work: `summaries/` and `claims/` what
+loading and resolving each claim found (its problems, its validated file and page), keyed
+by the claim's bytes, its path, the site settings, the shared registry, the working folder
+and claimpress's own code; `lint/` the review rules' findings (also keyed by the approval,
+and by the date when it changes them); `rendered/` each claim's rendered files (also keyed
+by the templates). A changed input is a new key, so a stale entry is never read; entries no
+run used are dropped. Pickles can run code when loaded, so every entry is signed with a secret kept
 outside the project (in the user's cache folder): a planted file is ignored, not loaded.
 """
 
@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import mmap
 import os
+import re
 import secrets
 import struct
 import sys
@@ -62,75 +63,6 @@ def _secret() -> bytes | None:
         return None
 
 
-class _Keyed:
-    """Entries of one kind under one folder, keyed in a context (site, registry...)."""
-
-    def __init__(self, root: Path, context: list[bytes], kind: str) -> None:
-        self.folder = root / CACHE_DIR / kind
-        self.secret = None if os.environ.get("CLAIMPRESS_NO_CACHE") else _secret()
-        salt = hashlib.sha256(code_digest().encode())
-        for part in context:
-            salt.update(hashlib.sha256(part).digest())
-        self.salt = salt.digest()
-        self.used: set[str] = set()
-        """Keys read or written by this run, to keep when pruning."""
-
-    def key(self, *parts: str | bytes) -> str:
-        """The key of an entry: the context plus `parts`."""
-        digest = hashlib.sha256(self.salt)
-        for part in parts:
-            data = part.encode() if isinstance(part, str) else part
-            digest.update(len(data).to_bytes(8, "big") + data)
-        return digest.hexdigest()
-
-    def _sign(self, data: bytes | memoryview) -> bytes:
-        assert self.secret is not None
-        return hmac.digest(self.secret, data, "sha256")
-
-
-class Cache(_Keyed):
-    """Signed entries under one folder, a file each; every failure to read or write is a
-    miss."""
-
-    def __init__(self, root: Path, context: list[bytes], kind: str = "claims") -> None:
-        super().__init__(root, context, kind)
-
-    def get(self, key: str) -> bytes | None:
-        """The entry stored under `key`, if there is one and its signature is ours."""
-        if self.secret is None:
-            return None
-        try:
-            blob = (self.folder / key).read_bytes()
-        except OSError:
-            return None
-        signature, data = blob[:32], blob[32:]
-        return data if hmac.compare_digest(signature, self._sign(data)) else None
-
-    def put(self, key: str, data: bytes) -> None:
-        """Store an entry atomically (a killed build leaves no half-written entry)."""
-        if self.secret is None:
-            return
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            tmp = self.folder / f".tmp-{os.getpid()}-{key}"
-            with open(tmp, "wb") as handle:
-                handle.write(self._sign(data) + data)
-            os.replace(tmp, self.folder / key)
-        except OSError:
-            return
-
-    def prune(self, used: set[str]) -> None:
-        """Delete the entries not in `used` (and leftovers of killed writes)."""
-        if self.secret is None:
-            return
-        try:
-            for name in os.listdir(self.folder):
-                if name not in used:
-                    (self.folder / name).unlink(missing_ok=True)
-        except OSError:
-            return
-
-
 _MAGIC = b"CPPACK1\n"
 _HEAD = struct.Struct("<8sQ32s")
 """A segment's header: magic, entry count, signature of its index."""
@@ -138,7 +70,11 @@ _ROW = struct.Struct("<32sQQ32s")
 """One index row: key, offset, length, signature of the entry."""
 
 
-class Pack(_Keyed):
+_OLD_ENTRY = re.compile(r"(\.tmp-\d+-)?[0-9a-f]{64}")
+"""An entry (or a half-written one) of the one-file-per-entry cache of earlier versions."""
+
+
+class Pack:
     """Signed entries of one kind in a few segment files (not one file per entry), so that
     a warm run opens a handful of files; entries are read lazily from memory maps.
 
@@ -153,7 +89,14 @@ class Pack(_Keyed):
     """Past this many segments, `save` compacts them into one."""
 
     def __init__(self, root: Path, context: list[bytes], kind: str) -> None:
-        super().__init__(root, context, kind)
+        self.folder = root / CACHE_DIR / kind
+        self.secret = None if os.environ.get("CLAIMPRESS_NO_CACHE") else _secret()
+        salt = hashlib.sha256(code_digest().encode())
+        for part in context:
+            salt.update(hashlib.sha256(part).digest())
+        self.salt = salt.digest()
+        self.used: set[str] = set()
+        """Keys read or written by this run, for `save`."""
         self.index: dict[str, tuple[mmap.mmap, int, int, bytes]] = {}
         """Stored entries: key, then the map, offset, length and signature of the data."""
         self.new: dict[str, bytes] = {}
@@ -162,6 +105,18 @@ class Pack(_Keyed):
         if self.secret is not None:
             self._open()
 
+    def key(self, *parts: str | bytes) -> str:
+        """The key of an entry: the context plus `parts`."""
+        digest = hashlib.sha256(self.salt)
+        for part in parts:
+            data = part.encode() if isinstance(part, str) else part
+            digest.update(len(data).to_bytes(8, "big") + data)
+        return digest.hexdigest()
+
+    def _sign(self, data: bytes | memoryview) -> bytes:
+        assert self.secret is not None
+        return hmac.digest(self.secret, data, "sha256")
+
     def _open(self) -> None:
         try:
             names = sorted(os.listdir(self.folder))
@@ -169,6 +124,8 @@ class Pack(_Keyed):
             return
         for name in names:
             if not name.startswith("seg-"):
+                if _OLD_ENTRY.fullmatch(name):
+                    (self.folder / name).unlink(missing_ok=True)
                 continue
             path = self.folder / name
             self.segments.append(path)

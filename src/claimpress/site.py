@@ -25,7 +25,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path, PurePosixPath
 
 from . import listing, prose, search
-from .cache import Cache, Pack
+from .cache import CACHE_DIR, Pack
 from .parallel import fork_map, gc_paused
 from .problems import Problem, ProblemsFound
 from .project import Project, display_path
@@ -82,7 +82,7 @@ def plan_site(project: Project, *, drafts: bool = False, live: bool = False) -> 
     kind = "rendered-live" if live else "rendered"
     pack = Pack(project.root, context, kind)
     for old in ("pages", "pages-live"):  # the one-file-per-claim cache of earlier versions
-        Cache(project.root, [], old).prune(set())
+        shutil.rmtree(project.root / CACHE_DIR / old, ignore_errors=True)
     claim_keys = {s.rel: s.key for s in project.summaries}
     current = drafts or not project.site.require_approval  # no approved snapshot shown
 
