@@ -27,6 +27,8 @@ def test_review_bundle_opens_clean(example: Path, browser, serve_dir) -> None:  
     page.on("response", lambda r: problems.append(f"{r.status}: {r.url}")
             if r.status >= 400 else None)
     page.goto(base)
+    # Leave only when the favicon is in: a request cut short by the click counts as failed.
+    page.wait_for_load_state("networkidle")
     page.click(f'a[href="claims/{SLUG}/review.html"]')
     page.wait_for_load_state("load")
     assert "Checklist" in page.inner_text("main")
