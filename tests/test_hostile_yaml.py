@@ -95,13 +95,17 @@ GENERATED = {
     "many-anchors": lambda: b"".join(b"k%d: &a%d x\n" % (i, i) for i in range(50_000)),
     "100k-keys": lambda: CLAIM_YAML.encode() + b"".join(b"k%d: 1\n" % i for i in range(90_000)),
 }
-GENERATED_ERRORS = {
+# Our own limit, or LibYAML's: from PyYAML 6.0.4 its wheels bundle a LibYAML that stops
+# at 1,000 flow levels while scanning ahead, before the 13th level reaches our check.
+FLOW_TOO_DEEP = (
+    "1:22: question[0][0][0][0][0][0][0][0][0][0][0]: nested more than 12 levels deep",
+    "1:1010: (file): YAML syntax: exceeded maximum nesting depth while increasing flow level",
+)
+GENERATED_ERRORS: dict[str, str | tuple[str, ...]] = {
     "fifty-megabytes": "1:1: (file): file is larger than 1,000,000 bytes, the limit for a YAML "
                        "file here",
-    "flow-100k-deep": "1:22: question[0][0][0][0][0][0][0][0][0][0][0]: nested more than 12 "
-                      "levels deep",
-    "flow-100k-unclosed": "1:22: question[0][0][0][0][0][0][0][0][0][0][0]: nested more than 12 "
-                          "levels deep",
+    "flow-100k-deep": FLOW_TOO_DEEP,
+    "flow-100k-unclosed": FLOW_TOO_DEEP,
     "mapping-100k-deep": "1:55: question.a.a.a.a.a.a.a.a.a.a.a: nested more than 12 levels deep",
     "key-of-900k": "1:900001: (file): YAML syntax: mapping values are not allowed in this "
                    "context",
@@ -121,7 +125,8 @@ def test_huge_and_deep_files_fail_fast_with_a_location(name: str, project: Path,
     assert "Traceback" not in err and "internal error" not in err
     first = err.splitlines()[0]
     assert first.startswith(f"claims/{name}.yaml:")
-    assert GENERATED_ERRORS[name] in first
+    expected = GENERATED_ERRORS[name]
+    assert any(e in first for e in ((expected,) if isinstance(expected, str) else expected))
     assert len(first) < 1000, "a message must not echo a huge value"
     assert len(err.splitlines()) <= 53, "a file's problems past 50 are counted, not listed"
 
