@@ -13,6 +13,7 @@ import pytest
 from playwright.sync_api import expect
 
 from conftest import run_cli
+from test_incremental import _generator
 
 pytestmark = pytest.mark.browser
 
@@ -151,6 +152,23 @@ def test_search_finds_a_claim_by_a_word_of_its_body(example: Path, browser, serv
     assert search(browser, base, "deconfliction") == [
         "What percentage of tips does ncmec actually pursue"]
     assert search(browser, base, "zzyzxnothing") == []
+
+
+def test_a_search_index_in_shards_finds_what_one_index_finds(
+    tmp_path: Path, browser, serve_dir, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+) -> None:
+    root = tmp_path / "generated"
+    _generator().generate(root, 12)
+    shutil.copytree(build(root), tmp_path / "whole")
+    whole = serve_dir(tmp_path / "whole")
+    assert not (tmp_path / "whole" / "pagefind" / "00").exists()
+    monkeypatch.setenv("CLAIMPRESS_SEARCH_SHARD_PAGES", "2")
+    sharded = serve_under(serve_dir, build(root), "desk")
+    assert len(json.loads((root / "build" / "pagefind" / "shards.json").read_text())["bundles"]) > 2
+    for word in ("budget", "county", "zzyzxnothing"):
+        found = search(browser, whole, word)
+        assert sorted(search(browser, sharded, word)) == sorted(found)
+    assert len(found) == 0 and len(search(browser, whole, "budget")) > 2
 
 
 def test_search_works_under_a_sub_path(rich: Path, browser, serve_dir) -> None:  # type: ignore[no-untyped-def]

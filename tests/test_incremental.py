@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from claimpress import parallel
+from claimpress import parallel, search
 from claimpress.approvals import approve
 from claimpress.cache import CACHE_DIR, Pack
 from claimpress.project import gather
@@ -56,6 +56,7 @@ def builds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Builds:
     _generator().generate(root, 12)
     monkeypatch.setattr(parallel, "MIN_ITEMS", 4)  # exercise the forked workers too
     monkeypatch.setenv("CLAIMPRESS_JOBS", "2")
+    monkeypatch.setenv("CLAIMPRESS_SEARCH_SHARD_PAGES", "3")  # the index in several shards
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
     return Builds(root, tmp_path, monkeypatch)
 
@@ -87,6 +88,12 @@ def test_warm_builds_match_cold_builds_through_every_kind_of_edit(builds: Builds
     assert f"claims/{claims[4].stem}/index.html" not in changed
     assert "static/style.css" not in changed
     assert edited != first
+    # The search index: only the shard holding the claim is indexed again.
+    split = search.shards([p.slug for p in gather(root).published()])
+    assert len(split) == 4
+    edited_shard = next(f"pagefind/{i:02}/" for i, part in enumerate(split) if slug in part)
+    reindexed = {rel.split("/", 2)[1] for rel in changed if rel.startswith("pagefind/")}
+    assert reindexed == {edited_shard.split("/")[1], "shards.json"}
 
     # A question that another claim's follow-up points to: that other page changes too.
     text = claims[0].read_text()
@@ -163,6 +170,17 @@ def test_a_build_file_edited_in_place_at_the_same_size_is_rewritten(builds: Buil
         handle.write(data[:10].swapcase())
     assert page.read_bytes() != data and len(page.read_bytes()) == len(data)
     assert builds.same() == first
+
+
+def test_a_search_shard_changed_by_hand_is_indexed_again(builds: Builds) -> None:
+    first = builds.same()
+    bundles = sorted((builds.root / "build" / "pagefind").glob("*/pagefind-entry.json"))
+    assert len(bundles) > 1
+    bundles[0].write_text("{}")
+    (bundles[1].parent / "fragment").rename(builds.root / "elsewhere")
+    (bundles[1].parent / "fragment").symlink_to(builds.root / "elsewhere")
+    assert builds.same() == first
+    assert not (bundles[1].parent / "fragment").is_symlink()
 
 
 def test_check_finds_what_a_build_finds_and_keeps_the_cached_pages(builds: Builds) -> None:

@@ -52,6 +52,7 @@ def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Live:
     root = tmp_path / "site"
     _generator().generate(root, 12)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    monkeypatch.setenv("CLAIMPRESS_SEARCH_SHARD_PAGES", "3")  # the index in several shards
     monkeypatch.chdir(root)
     return Live(root, tmp_path)
 

@@ -241,7 +241,7 @@ class LiveSite:
         self.generation = 0
         """Moves with every write; background work for an older one is thrown away."""
         self.write_lock = threading.Lock()
-        self.indexer: subprocess.Popen[str] | None = None
+        self.indexers: list[subprocess.Popen[str]] = []
         self.stopping = False
         """The last search index run started."""
         self.pending = threading.Event()
@@ -332,15 +332,16 @@ class LiveSite:
         threading.Thread(target=self._background, daemon=True).start()
 
     def _indexing(self, process: subprocess.Popen[str]) -> None:
-        self.indexer = process
+        self.indexers = [p for p in self.indexers if p.poll() is None] + [process]
         if self.stopping:  # `stop` ran while it was starting
             search.stop(process)
 
     def stop(self) -> None:
         """End a search index run under way (the preview is closing)."""
         self.stopping = True
-        if self.indexer is not None and self.indexer.poll() is None:
-            search.stop(self.indexer)
+        for process in self.indexers:
+            if process.poll() is None:
+                search.stop(process)
 
     def _background(self) -> None:
         while True:
@@ -384,16 +385,24 @@ class LiveSite:
     def _index(self) -> None:
         """Index the site as it is now and swap the new index in."""
         with self.write_lock:
-            generation = self.generation
+            generation, digests = self.generation, dict(self.digests)
+            slugs = [page.slug for page in self.pages]
         if self.pending.is_set() or self.stopping:
             return  # more changes are coming: index them all at once
         fresh = Path(tempfile.mkdtemp(prefix=".search-", dir=self.out.parent))
         try:
-            search.index_site(self.out, fresh / search.SEARCH_DIR, started=self._indexing)
+            index = self.out / search.SEARCH_DIR
+            search.index_site(
+                self.out,
+                slugs,
+                digests,
+                fresh / search.SEARCH_DIR,
+                previous=index,
+                started=self._indexing,
+            )
             with self.write_lock:
                 if generation != self.generation:
                     return
-                index = self.out / search.SEARCH_DIR
                 if not index.exists():
                     os.rename(fresh / search.SEARCH_DIR, index)
                 elif not _exchange(fresh / search.SEARCH_DIR, index):

@@ -1,40 +1,172 @@
-"""Full-text search: Pagefind indexes the built pages; the browser queries the index.
+"""Full-text search: Pagefind indexes the claim pages; the browser queries the index.
 
-Pagefind (the `pagefind[extended]` package ships its binary) reads the HTML of a built
-site folder and writes `pagefind/` into it: the index, in chunks, and the small script
-`static/search.js` loads. Its output is byte-identical for identical pages.
-"""
+Pagefind (the `pagefind[extended]` package ships its binary) reads HTML pages and writes
+an index in chunks plus the small script `static/search.js` loads. Its output is
+byte-identical for identical pages.
+
+Pagefind cannot update an index page by page, so a large site is indexed in shards: the
+claims are split by a hash of their slug into a power of two of shards of at most
+`shard_pages()` claims, each its own Pagefind bundle under `pagefind/NN/`, and the
+browser merges them (Pagefind's `mergeIndex`). A build re-indexes only the shards whose
+pages changed and hard-links the others from the previous index. Up to that size a site
+has one shard, written straight into `pagefind/`; an empty shard has no bundle.
+`pagefind/shards.json` lists the bundles (search.js reads it first) and each one's key: a
+hash of its pages."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
+import shutil
 import signal
+import stat
 import subprocess
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from importlib.metadata import version
 from pathlib import Path
+
+from .parallel import cores
 
 SEARCH_DIR = "pagefind"
 """Where the index goes, inside the built site."""
+SHARDS_FILE = "shards.json"
+"""In the index: its bundles, and the key of the pages each one holds."""
+
+Started = Callable[[subprocess.Popen[str]], None]
 
 
 class SearchError(Exception):
     """The search index could not be built; the message says why."""
 
 
+def shard_pages() -> int:
+    """The most claims one shard holds (CLAIMPRESS_SEARCH_SHARD_PAGES overrides 1000)."""
+    return max(1, int(os.environ.get("CLAIMPRESS_SEARCH_SHARD_PAGES", "1000")))
+
+
+def shards(slugs: Sequence[str]) -> list[list[str]]:
+    """The claims of each shard: a power of two of shards, each claim in the one its
+    slug's hash picks, so most claims keep their shard as the site grows."""
+    count = 1
+    while count * shard_pages() < len(slugs):
+        count *= 2
+    split: list[list[str]] = [[] for _ in range(count)]
+    for slug in slugs:
+        digest = hashlib.blake2b(slug.encode(), digest_size=4).digest()
+        split[int.from_bytes(digest, "big") % count].append(slug)
+    return split
+
+
+def page_path(slug: str) -> str:
+    """The claim page that is indexed, relative to the site."""
+    return f"claims/{slug}/index.html"
+
+
 def index_site(
     folder: Path,
-    output: Path | None = None,
+    slugs: Sequence[str],
+    digests: Mapping[str, str],
+    output: Path,
     *,
-    started: Callable[[subprocess.Popen[str]], None] | None = None,
-) -> None:
-    """Write the search index of the site built in `folder` into `folder/pagefind/` (or
-    into `output`); `started` is told the running indexer (`stop` ends it)."""
-    command = [sys.executable, "-m", "pagefind", "--site", str(folder), "--silent"]
-    if output is not None:
-        command += ["--output-path", str(output)]
+    previous: Path | None = None,
+    started: Started | None = None,
+) -> int:
+    """Index the claim pages `slugs` of the site in `folder` into `output` (a folder
+    that does not exist yet), reusing the shards of the index at `previous` whose pages
+    are unchanged; `digests` gives each page file's digest. `started` is told each
+    indexer that runs (`stop` ends it). Return how many shards were indexed anew."""
+    split = shards(sorted(slugs))
+    named = [("" if len(split) == 1 else f"{i:02}/", part) for i, part in enumerate(split) if part]
+    names = [name for name, _ in named]
+    pagefind = version("pagefind")
+    keys = [
+        hashlib.sha256(
+            json.dumps([pagefind, [[s, digests[page_path(s)]] for s in part]]).encode()
+        ).hexdigest()
+        for _, part in named
+    ]
+    before = _shards(previous) if previous is not None else {}
+    output.mkdir()
+    todo = []
+    for (name, part), key in zip(named, keys, strict=True):
+        if previous is not None and before.get(name) == key and _link(previous, output, name):
+            continue
+        todo.append((part, output / name))
+    _run_all(folder, todo, started)
+    (output / SHARDS_FILE).write_text(
+        json.dumps({"bundles": names, "keys": keys}, indent=1) + "\n", "utf-8"
+    )
+    return len(todo)
+
+
+def _shards(index: Path) -> dict[str, str]:
+    """The bundles of an earlier index and their keys, or nothing when it has none."""
     try:
+        data = json.loads((index / SHARDS_FILE).read_text("utf-8"))
+        return dict(zip(data["bundles"], data["keys"], strict=True))
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _link(previous: Path, output: Path, name: str) -> bool:
+    """Hard-link one bundle of the previous index into the new one; False (and nothing
+    linked) when any of its files is not a regular file or was changed after that index
+    was written."""
+
+    def link(src: str, dst: str) -> None:
+        info = os.lstat(src)
+        if not stat.S_ISREG(info.st_mode) or info.st_mtime_ns > since:
+            raise OSError(f"{src} changed after the search index was written")
+        os.link(src, dst, follow_symlinks=False)
+
+    def ignore(folder: str, entries: list[str]) -> list[str]:
+        if any(os.path.islink(os.path.join(folder, e)) for e in entries):
+            raise OSError(f"a symlink in {folder}")
+        return [SHARDS_FILE] if Path(folder) == previous else []
+
+    try:
+        since = (previous / SHARDS_FILE).lstat().st_mtime_ns
+        shutil.copytree(
+            previous / name, output / name, copy_function=link, ignore=ignore, dirs_exist_ok=True
+        )
+    except OSError:
+        shutil.rmtree(output / name, ignore_errors=True)
+        (output / name).mkdir(exist_ok=True)
+        return False
+    return True
+
+
+def _run_all(folder: Path, todo: list[tuple[list[str], Path]], started: Started | None) -> None:
+    """Index each shard (its claims, into its folder), as many at once as there are cores."""
+    running: list[tuple[subprocess.Popen[str], Path]] = []
+    try:
+        for part, out in todo:
+            if len(running) >= cores():
+                _finish(*running.pop(0))
+            running.append(_start(folder, part, out, started))
+        while running:
+            _finish(*running.pop(0))
+    finally:
+        for process, site in running:
+            stop(process)
+            shutil.rmtree(site, ignore_errors=True)
+
+
+def _start(
+    folder: Path, slugs: list[str], out: Path, started: Started | None
+) -> tuple[subprocess.Popen[str], Path]:
+    """Start Pagefind on a folder of hard links to the shard's claim pages."""
+    site = Path(tempfile.mkdtemp(prefix=".search-pages-", dir=folder.parent))
+    try:
+        for slug in slugs:
+            (site / page_path(slug)).parent.mkdir(parents=True)
+            os.link(folder / page_path(slug), site / page_path(slug))
+        command = [sys.executable, "-m", "pagefind", "--site", str(site), "--silent"]
+        command += ["--output-path", str(out)]
         # Its own process group: `stop` ends the wrapper and the binary it starts.
         process = subprocess.Popen(
             command,
@@ -44,17 +176,22 @@ def index_site(
             start_new_session=True,
         )
     except OSError as exc:
+        shutil.rmtree(site, ignore_errors=True)
         raise SearchError(f"cannot run Pagefind to build the search index: {exc}") from None
     if started is not None:
         started(process)
+    return process, site
+
+
+def _finish(process: subprocess.Popen[str], site: Path) -> None:
+    """Wait for one indexer; a failure fails the index."""
     try:
         stdout, stderr = process.communicate(timeout=600)
     except subprocess.TimeoutExpired as exc:
         stop(process)
         raise SearchError(f"cannot run Pagefind to build the search index: {exc}") from None
-    except BaseException:
-        stop(process)
-        raise
+    finally:
+        shutil.rmtree(site, ignore_errors=True)
     if process.returncode != 0:
         detail = (stderr or stdout).strip().splitlines()
         raise SearchError(

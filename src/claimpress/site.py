@@ -407,10 +407,13 @@ def write_site(plan: Plan, out: Path, *, before_swap: Callable[[Path], None] | N
         return written
 
 
-def build_search_index(folder: Path) -> None:
-    """The search index of the site written in `folder`; a failure fails the build."""
+def build_search_index(folder: Path, slugs: list[str], previous: Path) -> None:
+    """The search index of the claims `slugs` of the site written in `folder`, reusing
+    what it can of the index of the previous build; a failure fails the build."""
     try:
-        search.index_site(folder)
+        search.index_site(
+            folder, slugs, _manifest(folder), folder / search.SEARCH_DIR, previous=previous
+        )
     except search.SearchError as exc:
         raise OutputError(str(exc)) from None
 
@@ -420,5 +423,10 @@ def build(project: Project, out: Path, *, drafts: bool = False, live: bool = Fal
     target = check_out_dir(out, project.root)
     with gc_paused():
         plan = plan_site(project, drafts=drafts, live=live)
-    write_site(plan, target, before_swap=build_search_index)
+    slugs = [page.slug for page in plan.pages]
+    write_site(
+        plan,
+        target,
+        before_swap=lambda folder: build_search_index(folder, slugs, target / search.SEARCH_DIR),
+    )
     return BuildReport(target, len(project.published(drafts=drafts)), len(plan.files))

@@ -22,10 +22,21 @@ function excerptNodes(html) {
   });
 }
 
+// A large site's index comes in shards, each its own Pagefind bundle: load the first,
+// merge the others into it (pagefind/shards.json lists them).
 async function load() {
   if (pagefind === null) {
-    pagefind = await import(new URL("pagefind/pagefind.js", siteRoot).href);
-    await pagefind.options({ baseUrl: siteRoot.pathname });
+    const index = new URL("pagefind/", siteRoot);
+    const response = await fetch(new URL("shards.json", index));
+    if (!response.ok) throw new Error(`no search index (${response.status})`);
+    const [first, ...others] = (await response.json()).bundles;
+    if (first === undefined) return null; // no claims yet
+    const loaded = await import(new URL(`${first}pagefind.js`, index).href);
+    await loaded.options({ baseUrl: siteRoot.pathname });
+    for (const bundle of others) {
+      await loaded.mergeIndex(new URL(bundle, index).pathname, { baseUrl: siteRoot.pathname });
+    }
+    pagefind = loaded;
   }
   return pagefind;
 }
@@ -39,7 +50,8 @@ async function run(query) {
   status.textContent = "Searching…";
   let found;
   try {
-    found = await (await load()).search(query);
+    const engine = await load();
+    found = engine === null ? { results: [] } : await engine.search(query);
   } catch (error) {
     status.textContent = "Search is not available on this copy of the site.";
     return;
