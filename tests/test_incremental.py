@@ -183,6 +183,17 @@ def test_a_search_shard_changed_by_hand_is_indexed_again(builds: Builds) -> None
     assert not (bundles[1].parent / "fragment").is_symlink()
 
 
+def test_a_build_holds_its_pages_without_yaml_trees_or_file_bytes(builds: Builds) -> None:
+    project = gather(builds.root)
+    build(project, builds.root / "build")
+    assert project.pages and all(
+        p.file.data == b"" and p.file.root.value is None for p in project.pages
+    )
+    with pytest.raises(RuntimeError):
+        project.claims  # noqa: B018
+    assert tree(builds.root / "build") == builds.cold()
+
+
 def test_check_finds_what_a_build_finds_and_keeps_the_cached_pages(builds: Builds) -> None:
     root = builds.root
     claims = sorted((root / "claims").iterdir())

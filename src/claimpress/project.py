@@ -11,7 +11,7 @@ import gc
 import os
 import pickle
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -38,6 +38,7 @@ from .model import Site
 from .parallel import fork_map, gc_paused
 from .problems import Problem, ProblemsFound, errors
 from .resolve import Page, Registry, build_registry, link_follow_ups, resolve_claim
+from .yamltree import Node
 
 
 class Summary(NamedTuple):
@@ -69,6 +70,8 @@ class _Claims:
 
     def __init__(self, summaries: list[Summary], pack: Pack, registry: Registry, site: Site):
         self.summaries, self.pack, self.registry, self.site = summaries, pack, registry, site
+        self.locate = True
+        """False: `load` keeps no claim files and pages keep no YAML tree or file bytes."""
 
     def entry(
         self, summary: Summary, *, render: bool = True
@@ -96,6 +99,8 @@ class _Claims:
                 if summary.slug is None:
                     continue
                 claim, page = self.entry(summary)
+                if page is not None and not self.locate:
+                    claim, page = None, replace(page, file=_unlocated(page.file))
                 if claim is not None:
                     claims.append(claim)
                 if page is not None:
@@ -132,6 +137,8 @@ class Project:
     @property
     def claims(self) -> tuple[ClaimFile, ...]:
         """Every claim file that validated, in file order."""
+        if not self._claims.locate:
+            raise RuntimeError("the claim files were dropped (`without_locations`)")
         return self._loaded[0]
 
     @property
@@ -154,6 +161,14 @@ class Project:
             for slug, v in self._approved.items()
         }
 
+    def without_locations(self) -> Project:
+        """This project, its pages loaded without what only locating a problem in their
+        file needs (its YAML tree and bytes: a third of a page's memory), and without
+        `claims`; for a build, which holds every page at once and reports no new problems."""
+        if "_loaded" not in self.__dict__:
+            self._claims.locate = False
+        return self
+
     def published(self, *, drafts: bool = False) -> list[Page]:
         """The pages that go on the site, follow-ups linked among them, newest check first;
         under `require_approval` (drafts aside) only approved content goes out."""
@@ -170,6 +185,11 @@ class Project:
             if page.slug == slug:
                 return link_follow_ups(self.pages)[self.pages.index(page)]
         raise KeyError(slug)
+
+
+def _unlocated(file: ClaimFile) -> ClaimFile:
+    """A claim file without its YAML tree and bytes: it can no longer locate a field."""
+    return replace(file, root=Node(None, 0, 0), data=b"")
 
 
 def display_path(path: Path) -> str:

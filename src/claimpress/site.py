@@ -422,11 +422,11 @@ def build(project: Project, out: Path, *, drafts: bool = False, live: bool = Fal
     """Render the whole site, then replace `out` with it in one step."""
     target = check_out_dir(out, project.root)
     with gc_paused():
-        plan = plan_site(project, drafts=drafts, live=live)
+        plan = plan_site(project.without_locations(), drafts=drafts, live=live)
     slugs = [page.slug for page in plan.pages]
     write_site(
         plan,
         target,
         before_swap=lambda folder: build_search_index(folder, slugs, target / search.SEARCH_DIR),
     )
-    return BuildReport(target, len(project.published(drafts=drafts)), len(plan.files))
+    return BuildReport(target, len(plan.pages), len(plan.files))
