@@ -5,6 +5,8 @@ from __future__ import annotations
 import difflib
 import functools
 import hashlib
+import os
+import stat
 import types
 import typing
 from collections.abc import Iterable
@@ -100,7 +102,11 @@ def read(path: Path, rel: str) -> tuple[bytes | None, list[Problem]]:
     """A file's bytes, or a problem saying why it cannot be read."""
     try:
         with path.open("rb") as handle:
-            data = handle.read(yamltree.MAX_BYTES + 1)
+            # Asking for the limit allocates a megabyte for every file (a third of a warm
+            # `check` at 10,000 claims): a regular file is read at its size, plus a byte.
+            info = os.fstat(handle.fileno())
+            size = info.st_size if stat.S_ISREG(info.st_mode) else yamltree.MAX_BYTES
+            data = handle.read(min(size, yamltree.MAX_BYTES) + 1)
     except OSError as exc:
         return None, [Problem(rel, 0, 0, "", f"cannot read file: {exc.strerror or exc}")]
     return data, []
