@@ -76,7 +76,8 @@ def index_site(
     started: Started | None = None,
 ) -> int:
     """Index the claim pages `slugs` of the site in `folder` into `output` (a folder
-    that does not exist yet), reusing the shards of the index at `previous` whose pages
+    that does not exist yet, inside a temporary folder that also takes the indexers'
+    scratch folders), reusing the shards of the index at `previous` whose pages
     are unchanged; `digests` gives each page file's digest. `started` is told each
     indexer that runs (`stop` ends it). Return how many shards were indexed anew."""
     split = shards(sorted(slugs))
@@ -96,7 +97,7 @@ def index_site(
         if previous is not None and before.get(name) == key and _link(previous, output, name):
             continue
         todo.append((part, output / name))
-    _run_all(folder, todo, started)
+    _run_all(folder, todo, output.parent, started)
     (output / SHARDS_FILE).write_text(
         json.dumps({"bundles": names, "keys": keys}, indent=1) + "\n", "utf-8"
     )
@@ -140,14 +141,16 @@ def _link(previous: Path, output: Path, name: str) -> bool:
     return True
 
 
-def _run_all(folder: Path, todo: list[tuple[list[str], Path]], started: Started | None) -> None:
+def _run_all(
+    folder: Path, todo: list[tuple[list[str], Path]], scratch: Path, started: Started | None
+) -> None:
     """Index each shard (its claims, into its folder), as many at once as there are cores."""
     running: list[tuple[subprocess.Popen[str], Path]] = []
     try:
         for part, out in todo:
             if len(running) >= cores():
                 _finish(*running.pop(0))
-            running.append(_start(folder, part, out, started))
+            running.append(_start(folder, part, out, scratch, started))
         while running:
             _finish(*running.pop(0))
     finally:
@@ -157,10 +160,11 @@ def _run_all(folder: Path, todo: list[tuple[list[str], Path]], started: Started 
 
 
 def _start(
-    folder: Path, slugs: list[str], out: Path, started: Started | None
+    folder: Path, slugs: list[str], out: Path, scratch: Path, started: Started | None
 ) -> tuple[subprocess.Popen[str], Path]:
-    """Start Pagefind on a folder of hard links to the shard's claim pages."""
-    site = Path(tempfile.mkdtemp(prefix=".search-pages-", dir=folder.parent))
+    """Start Pagefind on a folder of hard links to the shard's claim pages, made in
+    `scratch` (the caller's temporary folder, which a killed run does not outlive)."""
+    site = Path(tempfile.mkdtemp(prefix=".search-pages-", dir=scratch))
     try:
         for slug in slugs:
             (site / page_path(slug)).parent.mkdir(parents=True)
@@ -190,6 +194,9 @@ def _finish(process: subprocess.Popen[str], site: Path) -> None:
     except subprocess.TimeoutExpired as exc:
         stop(process)
         raise SearchError(f"cannot run Pagefind to build the search index: {exc}") from None
+    except BaseException:  # Ctrl-C: it is no longer among those `_run_all` stops
+        stop(process)
+        raise
     finally:
         shutil.rmtree(site, ignore_errors=True)
     if process.returncode != 0:
