@@ -242,8 +242,8 @@ class LiveSite:
         """Moves with every write; background work for an older one is thrown away."""
         self.write_lock = threading.Lock()
         self.indexers: list[subprocess.Popen[str]] = []
+        """The search indexers started (one per shard indexed anew), for `stop` to end."""
         self.stopping = False
-        """The last search index run started."""
         self.pending = threading.Event()
         self.idle = threading.Event()
         self.idle.set()

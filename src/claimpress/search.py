@@ -74,12 +74,12 @@ def index_site(
     *,
     previous: Path | None = None,
     started: Started | None = None,
-) -> int:
+) -> None:
     """Index the claim pages `slugs` of the site in `folder` into `output` (a folder
     that does not exist yet, inside a temporary folder that also takes the indexers'
     scratch folders), reusing the shards of the index at `previous` whose pages
     are unchanged; `digests` gives each page file's digest. `started` is told each
-    indexer that runs (`stop` ends it). Return how many shards were indexed anew."""
+    indexer that runs (`stop` ends it)."""
     split = shards(sorted(slugs))
     named = [("" if len(split) == 1 else f"{i:02}/", part) for i, part in enumerate(split) if part]
     names = [name for name, _ in named]
@@ -101,7 +101,6 @@ def index_site(
     (output / SHARDS_FILE).write_text(
         json.dumps({"bundles": names, "keys": keys}, indent=1) + "\n", "utf-8"
     )
-    return len(todo)
 
 
 def _shards(index: Path) -> dict[str, str]:
