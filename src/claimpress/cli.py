@@ -154,7 +154,13 @@ def build(
     ] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
 ) -> None:
-    """Build the static site; a failed build leaves the previous one untouched."""
+    """Build the static site; a failed build leaves the previous one untouched.
+
+    Settings from the environment: CLAIMPRESS_JOBS=N (worker processes; default one per
+    core), CLAIMPRESS_NO_CACHE=1 (build without .claimpress-cache/) and
+    CLAIMPRESS_SEARCH_SHARD_PAGES=N (claims per search index shard; default 1000), as in
+    `CLAIMPRESS_SEARCH_SHARD_PAGES=500 claimpress build`.
+    """
     from .site import build as build_site
 
     with handled():
