@@ -128,3 +128,20 @@ def test_version_is_the_packages(tmp_path: Path) -> None:
     version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
     result = run_cli("--version", cwd=tmp_path)
     assert (result.code, result.out) == (0, f"claimpress {version}\n")
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ("CLAIMPRESS_JOBS=two", "CLAIMPRESS_JOBS='two' is not a whole number, such as 2"),
+    ("CLAIMPRESS_SEARCH_SHARD_PAGES=1e3",
+     "CLAIMPRESS_SEARCH_SHARD_PAGES='1e3' is not a whole number, such as 2"),
+    ("CLAIMPRESS_NOW=yesterday",
+     "CLAIMPRESS_NOW='yesterday' is not a date or time such as 2026-02-01"),
+])
+def test_a_bad_setting_in_the_environment_is_named_not_a_crash(
+        project: Path, monkeypatch: pytest.MonkeyPatch, setting: str, message: str) -> None:
+    name, value = setting.split("=")
+    monkeypatch.setenv(name, value)
+    result = run_cli("build", cwd=project)
+    assert result.code == 1
+    assert result.err == f"error: {message}\n"
+    assert not (project / "build").exists()

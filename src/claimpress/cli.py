@@ -15,7 +15,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from .problems import Problem, ProblemsFound, errors
+from .problems import Problem, ProblemsFound, SettingError, errors
 from .project import Project, gather, require_clean
 
 app = typer.Typer(
@@ -105,6 +105,8 @@ def handled() -> Iterator[None]:
         fail(template_error(exc))
     except OSError as exc:
         fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
+    except SettingError as exc:
+        fail(str(exc))
 
 
 def load() -> Project:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 
+from .problems import SettingError
+
 ENV = "CLAIMPRESS_NOW"
 
 
@@ -20,7 +22,7 @@ def now() -> dt.datetime:
     try:
         moment = dt.datetime.fromisoformat(fixed.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"{ENV}={fixed!r} is not a date or time such as 2026-02-01") from None
+        raise SettingError(f"{ENV}={fixed!r} is not a date or time such as 2026-02-01") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
     return moment.astimezone(dt.UTC)

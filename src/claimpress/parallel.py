@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from .problems import env_int
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -26,9 +28,8 @@ _JOB: tuple[Callable[[Any], Any], Sequence[Any]] | None = None
 
 def cores() -> int:
     """The cores this process may run on (CLAIMPRESS_JOBS overrides)."""
-    if "CLAIMPRESS_JOBS" in os.environ:
-        return max(1, int(os.environ["CLAIMPRESS_JOBS"]))
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    found = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, env_int("CLAIMPRESS_JOBS", found or 1))
 
 
 def _worker() -> None:

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
 Severity = Literal["error", "warning"]
+
+
+class SettingError(ValueError):
+    """An environment setting (CLAIMPRESS_...) holds a value it cannot take; the message
+    names it and says what it takes."""
+
+
+def env_int(name: str, default: int) -> int:
+    """A whole-number environment setting, `default` when unset; SettingError when it is
+    not a whole number."""
+    raw = os.environ.get(name, "").strip()
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        raise SettingError(f"{name}={raw!r} is not a whole number, such as 2") from None
 
 
 def printable(text: str) -> str:

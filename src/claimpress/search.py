@@ -30,6 +30,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from .parallel import cores
+from .problems import env_int
 
 SEARCH_DIR = "pagefind"
 """Where the index goes, inside the built site."""
@@ -45,7 +46,7 @@ class SearchError(Exception):
 
 def shard_pages() -> int:
     """The most claims one shard holds (CLAIMPRESS_SEARCH_SHARD_PAGES overrides 1000)."""
-    return max(1, int(os.environ.get("CLAIMPRESS_SEARCH_SHARD_PAGES", "1000")))
+    return max(1, env_int("CLAIMPRESS_SEARCH_SHARD_PAGES", 1000))
 
 
 def shards(slugs: Sequence[str]) -> list[list[str]]:
