@@ -6,6 +6,7 @@ import datetime as dt
 import importlib.util
 import os
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from claimpress import parallel, search
 from claimpress.approvals import approve
 from claimpress.cache import CACHE_DIR, Pack
 from claimpress.project import gather
+from claimpress.render import Renderer
 from claimpress.site import MANIFEST, build
 from conftest import REPO, tree
 
@@ -125,8 +127,13 @@ def test_warm_builds_match_cold_builds_through_every_kind_of_edit(builds: Builds
         theme.replace("</article>", "</article><!-- override -->", 1)
     )
     assert b"<!-- override -->" in builds.same()[f"claims/{claims[4].stem}/index.html"]
+    item = (REPO / "templates" / "_claim_item.html").read_text()
+    (root / "templates" / "_claim_item.html").write_text(item.replace("<h2>", "<h2 id=o>", 1))
+    assert b"<h2 id=o>" in builds.same()["index.html"]  # listing fragments are themed too
     shutil.rmtree(root / "templates")
-    assert b"<!-- override -->" not in builds.same()[f"claims/{claims[4].stem}/index.html"]
+    after = builds.same()
+    assert b"<!-- override -->" not in after[f"claims/{claims[4].stem}/index.html"]
+    assert b"<h2 id=o>" not in after["index.html"]
 
     # A claim that turns invalid, then valid again.
     claims[4].write_text(claims[4].read_text().replace("checked_on:", "checked_onn:"))
@@ -142,7 +149,7 @@ def test_warm_builds_match_cold_builds_through_every_kind_of_edit(builds: Builds
 @pytest.mark.parametrize("at", [-40, 60])
 def test_a_tampered_cache_entry_is_ignored(builds: Builds, at: int) -> None:
     first = builds.same()
-    for kind in ("summaries", "claims", "lint", "rendered"):
+    for kind in ("summaries", "claims", "lint", "rendered", "listed"):
         for segment in (builds.root / CACHE_DIR / kind).glob("seg-*"):
             data = bytearray(segment.read_bytes())
             # A planted or damaged pickle (at the end), or index (at the start): the
@@ -151,6 +158,36 @@ def test_a_tampered_cache_entry_is_ignored(builds: Builds, at: int) -> None:
             segment.write_bytes(bytes(data))
     assert builds.same() == first
     assert gather(builds.root).problems == gather(builds.root).problems
+
+
+def test_an_edit_renders_again_only_the_listing_entries_of_its_claim(
+    builds: Builds, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    builds.same()
+    rendered: list[str] = []
+    render = Renderer.render
+
+    def counted(self: Renderer, template: str, **context: object) -> str:
+        rendered.append(template)
+        return render(self, template, **context)
+
+    monkeypatch.setattr(Renderer, "render", counted)
+    builds.warm()
+    assert "index.html" in rendered and not [t for t in rendered if t.startswith("_")]
+
+    claim = sorted((builds.root / "claims").iterdir())[3]
+    claim.write_text(claim.read_text().replace("summary: >-\n", "summary: >-\n  New.\n"))
+    rendered.clear()
+    edited = builds.warm()
+    page = next(p for p in gather(builds.root).published() if p.slug == claim.stem)
+    assert page.claim.topics and page.sources
+    assert Counter(t for t in rendered if t.startswith("_")) == {
+        "_claim_item.html": 2,  # on the front page, and on its topics' pages
+        "_feed_entry.xml": 1,
+        "_source_entry.html": len(page.sources),  # each lists the claim as citing it
+    }
+    assert b"New." in edited["index.html"] and b"New." in edited["feed.xml"]
+    assert edited == builds.cold()
 
 
 def test_a_build_file_changed_by_hand_is_rewritten_not_reused(builds: Builds) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import gc
+import io
 import os
 import pickle
 from collections.abc import Iterator, Mapping
@@ -77,17 +78,20 @@ class _Claims:
         self, summary: Summary, *, render: bool = True
     ) -> tuple[ClaimFile | None, Page | None]:
         """One claim's file and page: from the cache, or loaded again if its entry is gone
-        (with its prose left unrendered unless `render`)."""
+        (with its prose left unrendered unless `render`); without their YAML tree and file
+        bytes unless `locate`."""
         blob = self.pack.get(summary.key)
         if blob is not None:
-            entry: tuple[ClaimFile | None, Page | None] = pickle.loads(blob)
-            return entry
+            return _unpacked(blob, locate=self.locate)
         data, _ = read(summary.path, summary.rel)
         if data is None:
             return None, None
         claim, page, _ = load_and_resolve(
             summary.path, summary.rel, data, self.registry, self.site, render=render
         )
+        if claim is not None and not self.locate:
+            claim = _unlocated(claim)
+            page = replace(page, file=claim) if page is not None else None
         return claim, page
 
     def load(self) -> tuple[tuple[ClaimFile, ...], tuple[Page, ...]]:
@@ -99,9 +103,7 @@ class _Claims:
                 if summary.slug is None:
                     continue
                 claim, page = self.entry(summary)
-                if page is not None and not self.locate:
-                    claim, page = None, replace(page, file=_unlocated(page.file))
-                if claim is not None:
+                if claim is not None and self.locate:
                     claims.append(claim)
                 if page is not None:
                     pages.append(page)
@@ -190,6 +192,26 @@ class Project:
 def _unlocated(file: ClaimFile) -> ClaimFile:
     """A claim file without its YAML tree and bytes: it can no longer locate a field."""
     return replace(file, root=Node(None, 0, 0), data=b"")
+
+
+def _packed_entry(claim: ClaimFile, page: Page | None) -> bytes:
+    """A claim's validated file and page as the claims pack keeps them: both without the
+    file's YAML tree and bytes, which follow in a second pickle, so that a build loads its
+    pages without unpickling what it would drop (`_unpacked`)."""
+    light = _unlocated(claim)
+    head = (light, replace(page, file=light) if page is not None else None)
+    return pickle.dumps(head, protocol=5) + pickle.dumps((claim.root, claim.data), protocol=5)
+
+
+def _unpacked(blob: bytes, *, locate: bool) -> tuple[ClaimFile, Page | None]:
+    """A claims pack entry (`_packed_entry`), with the YAML tree and bytes when `locate`."""
+    stream = io.BytesIO(blob)
+    claim, page = pickle.load(stream)
+    if locate:
+        root, data = pickle.load(stream)
+        claim = replace(claim, root=root, data=data)
+        page = replace(page, file=claim) if page is not None else None
+    return claim, page
 
 
 def display_path(path: Path) -> str:
@@ -342,7 +364,7 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
             checked_on,
             latest,
         )
-        entry = pickle.dumps((claim, page), protocol=5) if claim and render else None
+        entry = _packed_entry(claim, page) if claim and render else None
         found_by_rules = findings(summary, page) if page is not None else None
         return _packed(summary), entry, found_by_rules
 

@@ -22,7 +22,7 @@ from babel.dates import format_date
 from markupsafe import Markup
 
 from . import __version__, prose
-from .listing import SourceEntry, Topic, last_change, slugify
+from .listing import Citing, SourceEntry, Topic, last_change, slugify
 from .model import Site
 from .resolve import OpenQuestion, Page
 
@@ -112,9 +112,16 @@ class Renderer:
         self.env.filters["mdurl"] = lambda url: url.replace("(", "%28").replace(")", "%29")
         self.env.filters["isodate"] = lambda d: d.isoformat() if d else ""
         self.env.globals.update(site=site, disclaimer=self.disclaimer, version=__version__)
-        self.env.globals.update(livereload=live, slugify=slugify)
+        self.env.globals.update(livereload=live, slugify=slugify, last_change=last_change)
+        self.env.globals["fragment"] = self.fragment
         self.known_json: dict[int, tuple[Page, bytes]] = {}
         """claim_json() results already rendered (by forked workers), by page."""
+        self.page_keys: dict[int, tuple[Page, str]] = {}
+        """By page: a key that changes whenever anything of the page changes (its cache key)."""
+        self.fragments: dict[tuple[Any, ...], str] = {}
+        """Fragments rendered by an earlier build, by template and identity of their values."""
+        self.fragments_used: dict[tuple[Any, ...], str] = {}
+        """The fragments this renderer's pages used: what the next build can reuse."""
 
     def format_date(self, value: dt.date) -> str:
         """A date in the site's language and format: `January 16, 2026`."""
@@ -129,6 +136,39 @@ class Renderer:
     def render(self, template: str, **context: Any) -> str:
         """Render one template with the given context."""
         return self.env.get_template(template).render(**context)
+
+    def fragment(self, template: str, **values: Any) -> Markup:
+        """`template` rendered with `values` alone, for a listing template: one claim's entry
+        in a list of every claim. Reused from `fragments` when its values are the same (pages
+        by their key), so a listing renders again only the entries of claims that changed."""
+        try:
+            key = (template, *sorted((k, self._identity(v)) for k, v in values.items()))
+        except LookupError:  # a value whose sameness cannot be told: rendered every time
+            return Markup(self.render(template, **values))
+        text = self.fragments_used.get(key)
+        if text is None:
+            text = self.fragments.get(key)
+            if text is None:
+                text = self.render(template, **values)
+            self.fragments_used[key] = text
+        return Markup(text)
+
+    def _identity(self, value: Any) -> Any:
+        """What makes `value` the same across builds, as `fragment` keys it; LookupError
+        when it cannot be told."""
+        if value is None or isinstance(value, (str, int)):
+            return type(value).__name__, value
+        if isinstance(value, Page):
+            known = self.page_keys.get(id(value))
+            if known is None or known[0] is not value:
+                raise LookupError(value.slug)
+            return known[1]
+        if isinstance(value, Citing):
+            return self._identity(value.page), value.number
+        if isinstance(value, SourceEntry):
+            # Its source is the one its first citing page has under its key.
+            return value.key, value.anchor, tuple(self._identity(c) for c in value.cited_by)
+        raise LookupError(type(value).__name__)
 
     def claim_html(self, page: Page, *, root: str = "../../", draft: bool = False) -> str:
         """The claim's page on the site."""
@@ -207,8 +247,7 @@ class Renderer:
         published.sort(key=lambda p: (last_change(p), p.slug), reverse=True)
         updated = max((last_change(p) for p in published), default=dt.date(1970, 1, 1))
         return (
-            self.render("feed.xml", pages=published, updated=updated, last_change=last_change)
-            + "\n"
+self.render("feed.xml", pages=published, updated=updated) + "\n"
         )
 
     def sitemap_xml(self, pages: list[Page], topics: list[Topic]) -> str:
@@ -219,7 +258,6 @@ class Renderer:
                 "sitemap.xml",
                 pages=published,
                 topics=topics,
-                last_change=last_change,
                 newest=lambda chosen: max(last_change(p) for p in chosen),
             )
             + "\n"

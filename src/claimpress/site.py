@@ -113,11 +113,26 @@ def plan_site(project: Project, *, drafts: bool = False, live: bool = False) -> 
         for rel, data in zip(claim_paths(page.slug), files, strict=True):
             plan.add(rel, data, page.file.rel)
     pack.save()
-    plan_listings(plan, renderer, project, pages, drafts=drafts)
+    renderer.page_keys = {id(page): (page, k) for page, k in zip(pages, keys, strict=True)}
+    with kept_fragments(renderer, Pack(project.root, context, kind.replace("rendered", "listed"))):
+        plan_listings(plan, renderer, project, pages, drafts=drafts)
     for rel, path in static_files(project.root):
         plan.add("static/" + rel, path.read_bytes(), str(path))
     plan.pages = pages
     return plan
+
+
+@contextmanager
+def kept_fragments(renderer: Renderer, pack: Pack) -> Iterator[None]:
+    """Let `renderer` reuse the listing fragments of the previous build from `pack`; keep
+    the ones it used for the next."""
+    key = pack.key("fragments")
+    blob = pack.get(key)
+    renderer.fragments = pickle.loads(zlib.decompress(blob)) if blob is not None else {}
+    yield
+    if renderer.fragments_used != renderer.fragments:
+        pack.put(key, zlib.compress(pickle.dumps(renderer.fragments_used, protocol=5), 1))
+    pack.save()
 
 
 def claim_paths(slug: str) -> tuple[str, str, str]:
