@@ -78,17 +78,21 @@ def failing_writes(fail_at: int, code: int) -> Iterator[list[int]]:
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EIO])
 def test_a_write_failing_anywhere_leaves_the_previous_build(code: int, project: Path,
-                                                            tmp_path: Path) -> None:
+                                                            tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build staged in a fresh folder (the spare kept in the cache is tested below)."""
+    monkeypatch.setattr(site, "spare_folder", lambda root, out: None)
     pristine = tmp_path / "pristine"
     site.build(gather(project), pristine)
     before = tree(pristine)
     claim = project / "claims" / "is-the-sky-blue.yaml"
     claim.write_text(claim.read_text().replace("Is the sky blue?", "Is the sky green?"))
     edited = gather(project)
-    shutil.copytree(pristine, tmp_path / "count", symlinks=True)
-    with failing_writes(0, code) as count:  # count what the same build writes
-        site.build(edited, tmp_path / "count")
-    after = tree(tmp_path / "count")
+    for n in (1, 2):  # count what the same build writes, its cache entries saved the first time
+        shutil.copytree(pristine, tmp_path / f"count-{n}", symlinks=True)
+        with failing_writes(0, code) as count:
+            site.build(edited, tmp_path / f"count-{n}")
+    after = tree(tmp_path / "count-2")
     total = count[0]
     assert total > 10
     failed = 0
@@ -98,13 +102,52 @@ def test_a_write_failing_anywhere_leaves_the_previous_build(code: int, project: 
         try:
             with failing_writes(fail_at, code):
                 site.build(edited, out)
-        except OSError as exc:
+        except (OSError, site.OutputError) as exc:  # OutputError: the search index's
             failed += 1
-            assert exc.errno == code
+            assert os.strerror(code) in str(exc)
             assert tree(out) == before, f"write {fail_at} of {total} failed"
         else:  # a failed hard link falls back to writing the file: the build succeeds
             assert tree(out) == after, f"write {fail_at} of {total} failed"
         assert leftovers(tmp_path, out.name) == [], f"write {fail_at} of {total} failed"
+    assert failed >= 5
+
+
+def test_a_write_failing_while_staging_in_the_spare_leaves_the_previous_build(
+        project: Path, tmp_path: Path) -> None:
+    """A build writes over the build before the previous one, kept in the cache: a failure
+    at any write leaves the previous build whole, and the next build is right."""
+    claim = project / "claims" / "is-the-sky-blue.yaml"
+    texts = [claim.read_text().replace("blue?", f"{colour}?") for colour in ("blue", "green", "red")]
+    claim.write_text(texts[2])
+    site.build(gather(project), tmp_path / "expected")
+    wanted = tree(tmp_path / "expected")
+    out = tmp_path / "out"
+    spare = site.spare_folder(project, out)
+    assert spare is not None
+    failed = 0
+    for fail_at in range(1, 1000):
+        shutil.rmtree(out, ignore_errors=True)
+        for text in texts[:2]:
+            claim.write_text(text)
+            site.build(gather(project), out)
+        before, earlier = tree(out), tree(spare)
+        assert b"Is the sky blue?" in earlier["index.html"]  # the first build, kept
+        claim.write_text(texts[2])
+        edited = gather(project)
+        try:
+            with failing_writes(fail_at, errno.ENOSPC) as count:
+                site.build(edited, out)
+        except (OSError, site.OutputError) as exc:
+            failed += 1
+            assert os.strerror(errno.ENOSPC) in str(exc)
+            assert tree(out) == before, f"write {fail_at} failed"
+            site.build(gather(project), out)
+        else:
+            assert tree(spare) == before  # the previous build, kept for the next one
+        assert tree(out) == wanted, f"write {fail_at} failed"
+        assert leftovers(tmp_path, out.name) == [], f"write {fail_at} failed"
+        if count[0] < fail_at:  # nothing failed: every write has been made to fail
+            break
     assert failed >= 5
 
 

@@ -246,9 +246,7 @@ class Renderer:
         published = [p for p in pages if p.claim.status == "published"]
         published.sort(key=lambda p: (last_change(p), p.slug), reverse=True)
         updated = max((last_change(p) for p in published), default=dt.date(1970, 1, 1))
-        return (
-self.render("feed.xml", pages=published, updated=updated) + "\n"
-        )
+        return self.render("feed.xml", pages=published, updated=updated) + "\n"
 
     def sitemap_xml(self, pages: list[Page], topics: list[Topic]) -> str:
         """sitemap.xml: every published page, with its last change where it has one."""

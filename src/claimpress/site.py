@@ -19,7 +19,7 @@ import shutil
 import stat
 import tempfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path, PurePosixPath
@@ -358,67 +358,148 @@ def file_digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def _reuse(old: Path, new: Path, size: int, since: int) -> bool:
-    """Hard-link an unchanged file of the previous build into the new one, when it is
-    still the regular file of the expected size that the manifest describes, untouched
-    since the manifest was written at `since` (ns): a file edited or replaced by hand
-    since then is written anew, even at the same size."""
+def _unchanged(path: Path, size: int, since: int) -> bool:
+    """Whether `path` is still the regular file of `size` bytes that a manifest written at
+    `since` (ns) describes: not a symlink, and not written since (a file edited or replaced
+    by hand since then is written anew, even at the same size)."""
     try:
-        info = old.lstat()
-        if not stat.S_ISREG(info.st_mode) or info.st_size != size or info.st_mtime_ns > since:
-            return False
+        info = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_size == size and info.st_mtime_ns <= since
+
+
+def _reuse(old: Path, new: Path, size: int, since: int) -> bool:
+    """Hard-link an unchanged file of the previous build into the new one (`_unchanged`)."""
+    if not _unchanged(old, size, since):
+        return False
+    try:
         os.link(old, new, follow_symlinks=False)
     except OSError:
         return False
     return True
 
 
-def write_site(plan: Plan, out: Path, *, before_swap: Callable[[Path], None] | None = None) -> int:
-    """Write the planned files into a fresh folder and swap it in for `out`; `before_swap`
-    runs on the fresh folder first (the search index is built there). Return how many
-    files changed: files identical to the previous build's are hard-linked from it, not
-    rewritten; the previous build is never modified, only replaced whole."""
+def _staging(out: Path, spare: Path | None) -> tuple[Path, dict[str, str], int]:
+    """Where to write the new site: `spare` when it holds a whole earlier build on the
+    same file system as `out`, else a fresh folder beside `out`; with the manifest of what
+    it holds and when that was written."""
+    if spare is not None:
+        kept = {} if spare.is_symlink() else _manifest(spare)
+        if kept and os.stat(spare).st_dev == os.stat(out.parent).st_dev:
+            since = _written_at(spare / MANIFEST)
+            # Changed from here on: a build killed meanwhile leaves no manifest to trust.
+            (spare / MANIFEST).unlink()
+            return spare, kept, since
+        if spare.is_symlink():
+            spare.unlink()
+        elif spare.exists():
+            _discard(spare)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        (tmp / MARKER).write_text("written by claimpress; safe to delete\n")
+    except BaseException:
+        _discard(tmp)
+        raise
+    return tmp, {}, 0
+
+
+def _sweep(folder: Path, files: Mapping[str, bytes]) -> set[str]:
+    """Delete from a staging folder everything but `files` (as regular files) and the
+    folders leading to them; return the folders left, relative to it ("" for itself)."""
+    wanted = {""}
+    for rel in files:
+        while (rel := rel.rpartition("/")[0]) and rel not in wanted:
+            wanted.add(rel)
+    left: set[str] = set()
+
+    def walk(rel: str) -> None:
+        left.add(rel)
+        with os.scandir(folder / rel) as entries:
+            for entry in entries:
+                sub = f"{rel}/{entry.name}" if rel else entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    if sub in wanted:
+                        walk(sub)
+                    else:
+                        shutil.rmtree(entry.path)
+                elif not (sub in files and entry.is_file(follow_symlinks=False)) and sub != MARKER:
+                    os.unlink(entry.path)
+
+    walk("")
+    return left
+
+
+def write_site(
+    plan: Plan,
+    out: Path,
+    *,
+    before_swap: Callable[[Path], None] | None = None,
+    spare: Path | None = None,
+) -> int:
+    """Write the planned files into a staging folder and swap it in for `out`; `before_swap`
+    runs on that folder first (the search index is built there). Return how many files
+    were written: the previous build is never modified, only replaced whole.
+
+    Without `spare` the staging folder is a fresh one beside `out`, and files identical to
+    the previous build's are hard-linked from it. With `spare` (a folder on the same file
+    system), the previous build is kept there once swapped out, and the next build stages
+    in it: only the files that differ from what it holds are written, and nothing is
+    deleted that the new site does not replace."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with _locked(out):
         for old in _leftovers(out):
             _discard(old)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        stage, kept, kept_since = _staging(out, spare)
         try:
-            (tmp / MARKER).write_text("written by claimpress; safe to delete\n")
             previous = _manifest(out)
             since = _written_at(out / MANIFEST) if previous else 0
             manifest: dict[str, str] = {}
             written = 0
-            made: set[Path] = set()
+            made = _sweep(stage, plan.files) if kept else {""}
             for rel, data in sorted(plan.files.items()):
-                path = tmp / rel
-                if path.parent not in made:
+                path = stage / rel
+                parent = rel.rpartition("/")[0]
+                if parent not in made:
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    made.add(path.parent)
+                    while parent not in made:
+                        made.add(parent)
+                        parent = parent.rpartition("/")[0]
                 digest = file_digest(data)
                 manifest[rel] = digest
+                if kept:
+                    if kept.get(rel) == digest and _unchanged(path, len(data), kept_since):
+                        continue
+                    path.unlink(missing_ok=True)
                 if previous.get(rel) == digest and _reuse(out / rel, path, len(data), since):
                     continue
                 written += 1
                 with open(path, "xb") as handle:
                     handle.write(data)
-            (tmp / MANIFEST).write_text(manifest_text(manifest), "utf-8")
+            (stage / MANIFEST).write_text(manifest_text(manifest), "utf-8")
             if before_swap is not None:
-                before_swap(tmp)
-            if out.exists():
-                if not _exchange(tmp, out):
-                    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-                    (old / MARKER).touch()
-                    os.rename(out, old / "site")
-                    os.rename(tmp, out)
-                    tmp = old
-            else:
-                os.rename(tmp, out)
+                before_swap(stage)
+            if not out.exists():
+                os.rename(stage, out)
                 return written
+            if _exchange(stage, out):  # the staging folder now holds the previous build
+                if stage == spare:
+                    return written
+                if spare is not None:
+                    with contextlib.suppress(OSError):  # on another file system: none kept
+                        spare.parent.mkdir(parents=True, exist_ok=True)
+                        os.rename(stage, spare)
+                        return written
+            else:
+                old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+                (old / MARKER).touch()
+                os.rename(out, old / "site")
+                os.rename(stage, out)
+                stage = old
         except BaseException:
-            _discard(tmp)
+            _discard(stage)
             raise
-        _discard(tmp)
+        _discard(stage)
         return written
 
 
@@ -433,6 +514,14 @@ def build_search_index(folder: Path, slugs: list[str], previous: Path) -> None:
         raise OutputError(str(exc)) from None
 
 
+def spare_folder(root: Path, out: Path) -> Path | None:
+    """Where the build before the current one at `out` is kept for the next build to write
+    over (`write_site`), in the project's cache; None without a cache."""
+    if os.environ.get("CLAIMPRESS_NO_CACHE"):
+        return None
+    return root / CACHE_DIR / "spare" / hashlib.sha256(os.fsencode(out)).hexdigest()[:16]
+
+
 def build(project: Project, out: Path, *, drafts: bool = False, live: bool = False) -> BuildReport:
     """Render the whole site, then replace `out` with it in one step."""
     target = check_out_dir(out, project.root)
@@ -443,5 +532,6 @@ def build(project: Project, out: Path, *, drafts: bool = False, live: bool = Fal
         plan,
         target,
         before_swap=lambda folder: build_search_index(folder, slugs, target / search.SEARCH_DIR),
+        spare=spare_folder(project.root, target),
     )
     return BuildReport(target, len(plan.pages), len(plan.files))
