@@ -131,8 +131,24 @@ def kept_fragments(renderer: Renderer, pack: Pack) -> Iterator[None]:
     renderer.fragments = pickle.loads(zlib.decompress(blob)) if blob is not None else {}
     yield
     if renderer.fragments_used != renderer.fragments:
-        pack.put(key, zlib.compress(pickle.dumps(renderer.fragments_used, protocol=5), 1))
+        pack.put(key, _compressed_pickle(renderer.fragments_used))
     pack.save()
+    # Not left to the collector, which a build pauses: the renderer is part of a cycle.
+    renderer.fragments, renderer.fragments_used = {}, {}
+
+
+def _compressed_pickle(value: object) -> bytes:
+    """`zlib.compress(pickle.dumps(value))`, without the whole pickle in memory at once."""
+    compressor = zlib.compressobj(1)
+    chunks: list[bytes] = []
+
+    class Sink:
+        def write(self, data: bytes) -> None:
+            chunks.append(compressor.compress(data))
+
+    pickle.dump(value, Sink(), protocol=5)
+    chunks.append(compressor.flush())
+    return b"".join(chunks)
 
 
 def claim_paths(slug: str) -> tuple[str, str, str]:
