@@ -3,12 +3,14 @@ what gathering and building everything again gives, and writes only what changed
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from claimpress.live import Claims, LiveSite, reload_claims
 from claimpress.project import gather
+from claimpress.render import Renderer
 from conftest import tree
 from test_incremental import _generator
 
@@ -115,3 +117,34 @@ def test_changes_beyond_claims_need_a_full_gather(live: Live) -> None:
     duplicate = sorted((root / "claims").glob("*.yaml"))[0].with_suffix(".yml")
     duplicate.write_text(sorted((root / "claims").glob("*.yaml"))[0].read_text())
     assert reload_claims(project, [duplicate]) is None  # two files, one slug
+
+
+def test_listings_after_an_edit_render_again_only_its_claims_entries(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    claims = sorted((live.root / "claims").iterdir())
+    claims[3].write_text(claims[3].read_text().replace("summary: >-\n", "summary: >-\n  New.\n"))
+    live.edited(claims[3])  # the first listings since the full build render every entry
+    rendered: list[str] = []
+    render = Renderer.render
+
+    def counted(self: Renderer, template: str, **context: object) -> str:
+        rendered.append(template)
+        return render(self, template, **context)
+
+    monkeypatch.setattr(Renderer, "render", counted)
+    claims[5].write_text(claims[5].read_text().replace("summary: >-\n", "summary: >-\n  New.\n"))
+    reloaded = reload_claims(live.claims, [claims[5]])
+    assert reloaded is not None
+    live.site.update(reloaded)
+    live.site.idle.wait()
+    page = next(p for p in live.site.pages if p.slug == claims[5].stem)
+    assert page.claim.topics and page.sources
+    assert Counter(t for t in rendered if t.startswith("_")) == {
+        "_claim_item.html": 2,  # on the front page, and on its topics' pages
+        "_source_entry.html": len(page.sources),
+        **({"_feed_entry.xml": 1} if page.claim.status == "published" else {}),
+    }
+    assert b"New." in (live.site.out / "index.html").read_bytes()
+    live.claims = reloaded
+    live.edited()  # and all of it as a full build gives it

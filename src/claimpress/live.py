@@ -238,6 +238,9 @@ class LiveSite:
         """The claims on the site, follow-ups linked, as `Project.published` gives them."""
         self.links = Links()
         self.renderer: Renderer | None = None
+        self.fragments: dict[tuple[Any, ...], str] = {}
+        """The listing fragments of the last listings written (`Renderer.fragment`), keyed
+        by each page's `_fingerprint`: only a full build changes anything else they show."""
         self.generation = 0
         """Moves with every write; background work for an older one is thrown away."""
         self.write_lock = threading.Lock()
@@ -261,6 +264,7 @@ class LiveSite:
             self.links = Links(self.claims.pages, plan.pages)
             self.generation += 1
             self.renderer = Renderer(project.root, project.site, live=True)
+            self.fragments = {}
         self.changed(None)
         self._catch_up()
         return len(plan.files)
@@ -366,7 +370,9 @@ class LiveSite:
             return
         project = claims.project
         renderer = Renderer(project.root, project.site, live=True)
+        renderer.fragments = self.fragments
         for page in pages:
+            renderer.page_keys[id(page)] = (page, repr(_fingerprint(page)))
             data = files.get(claim_paths(page.slug)[2])
             if data is not None:
                 renderer.known_json[id(page)] = (page, data)
@@ -379,6 +385,7 @@ class LiveSite:
             if generation != self.generation:
                 return
             written = self._write(update)
+            self.fragments = renderer.fragments_used
         if written:
             self.changed(written)
 
