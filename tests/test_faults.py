@@ -127,9 +127,11 @@ def test_a_write_failing_while_staging_in_the_spare_leaves_the_previous_build(
     failed = 0
     for fail_at in range(1, 1000):
         shutil.rmtree(out, ignore_errors=True)
+        folders = []
         for text in texts[:2]:
             claim.write_text(text)
             site.build(gather(project), out)
+            folders.append((out / "claims").stat().st_ino)
         before, earlier = tree(out), tree(spare)
         assert b"Is the sky blue?" in earlier["index.html"]  # the first build, kept
         claim.write_text(texts[2])
@@ -144,6 +146,7 @@ def test_a_write_failing_while_staging_in_the_spare_leaves_the_previous_build(
             site.build(gather(project), out)
         else:
             assert tree(spare) == before  # the previous build, kept for the next one
+            assert (out / "claims").stat().st_ino == folders[0]  # written over the first
         assert tree(out) == wanted, f"write {fail_at} failed"
         assert leftovers(tmp_path, out.name) == [], f"write {fail_at} failed"
         if count[0] < fail_at:  # nothing failed: every write has been made to fail
