@@ -264,6 +264,8 @@ class LiveSite:
             self.links = Links(self.claims.pages, plan.pages)
             self.generation += 1
             self.renderer = Renderer(project.root, project.site, live=True)
+            for template in ("base.html", "claim.html", "claim.txt"):
+                self.renderer.env.get_template(template)  # compiled now, not at the first edit
             self.fragments = {}
         self.changed(None)
         self._catch_up()
