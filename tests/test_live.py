@@ -148,3 +148,20 @@ def test_listings_after_an_edit_render_again_only_its_claims_entries(
     assert b"New." in (live.site.out / "index.html").read_bytes()
     live.claims = reloaded
     live.edited()  # and all of it as a full build gives it
+
+
+def test_background_listings_wait_while_an_edit_is_applied(live: Live) -> None:
+    """The watching thread applies an edit ahead of the listings of the one before."""
+    claim = sorted((live.root / "claims").iterdir())[3]
+    claim.write_text(claim.read_text().replace("summary: >-\n", "summary: >-\n  New.\n"))
+    reloaded = reload_claims(live.claims, [claim])
+    assert reloaded is not None
+    front = (live.site.out / "index.html").read_bytes()
+    with live.site.first():
+        live.site.update(reloaded)  # the claim's own page now; its listings wait
+        assert not live.site.idle.wait(1)
+        assert (live.site.out / "index.html").read_bytes() == front
+    assert live.site.idle.wait(60)
+    assert b"New." in (live.site.out / "index.html").read_bytes()
+    live.claims = reloaded
+    live.edited()

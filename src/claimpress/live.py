@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -247,9 +247,23 @@ class LiveSite:
         self.indexers: list[subprocess.Popen[str]] = []
         """The search indexers started (one per shard indexed anew), for `stop` to end."""
         self.stopping = False
+        self.unhurried = threading.Event()
+        """Cleared while the watching thread applies a change (`first`)."""
+        self.unhurried.set()
         self.pending = threading.Event()
         self.idle = threading.Event()
         self.idle.set()
+
+    @contextlib.contextmanager
+    def first(self) -> Iterator[None]:
+        """Apply a change ahead of the background thread, which waits at its next template
+        meanwhile: rendering listings, it would otherwise take the interpreter every other
+        few milliseconds and double the time an edit takes to show."""
+        self.unhurried.clear()
+        try:
+            yield
+        finally:
+            self.unhurried.set()
 
     def full(self, project: Project) -> int:
         """Build the whole site into `out` (atomically); the search index follows."""
@@ -372,6 +386,7 @@ class LiveSite:
             return
         project = claims.project
         renderer = Renderer(project.root, project.site, live=True)
+        renderer.pause = self.unhurried.wait
         renderer.fragments = self.fragments
         for page in pages:
             renderer.page_keys[id(page)] = (page, repr(_fingerprint(page)))

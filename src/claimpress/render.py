@@ -11,6 +11,7 @@ import datetime as dt
 import functools
 import json
 import os
+from collections.abc import Callable
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
@@ -122,6 +123,8 @@ class Renderer:
         """Fragments rendered by an earlier build, by template and identity of their values."""
         self.fragments_used: dict[tuple[Any, ...], str] = {}
         """The fragments this renderer's pages used: what the next build can reuse."""
+        self.pause: Callable[[], object] | None = None
+        """Called before each template and fragment: may wait for more urgent work."""
 
     def format_date(self, value: dt.date) -> str:
         """A date in the site's language and format: `January 16, 2026`."""
@@ -135,12 +138,16 @@ class Renderer:
 
     def render(self, template: str, **context: Any) -> str:
         """Render one template with the given context."""
+        if self.pause is not None:
+            self.pause()
         return self.env.get_template(template).render(**context)
 
     def fragment(self, template: str, **values: Any) -> Markup:
         """`template` rendered with `values` alone, for a listing template: one claim's entry
         in a list of every claim. Reused from `fragments` when its values are the same (pages
         by their key), so a listing renders again only the entries of claims that changed."""
+        if self.pause is not None:
+            self.pause()
         try:
             key = (template, *sorted((k, self._identity(v)) for k, v in values.items()))
         except LookupError:  # a value whose sameness cannot be told: rendered every time

@@ -86,42 +86,43 @@ class Preview:
         failure keep the problems to show in the page."""
         error: str | None = None
         started = time.monotonic()
-        try:
-            claims = None
-            if self.claims is not None and changes is not None and not self.stale:
-                claims = reload_claims(self.claims, (Path(path) for _, path in changes))
-            incremental = claims is not None
-            if claims is None:
-                project = gather(self.root)
-                claims = Claims.of(project)
-            self.claims = claims
-            self.stale = not incremental
-            if errors(claims.problems):
-                raise ProblemsFound(list(claims.problems))
-            shown = claims.problems
-            if incremental and changes is not None:
-                paths = {display_path(Path(path)) for _, path in changes}
-                shown = tuple(p for p in shown if p.path in paths)
-            for problem in shown:
-                print(problem, file=sys.stderr)
-            if incremental:
-                files = self.site.update(claims)
-                took = time.monotonic() - started
-                print(f"updated {files} file(s) in {took:.2f} s", flush=True)
-            else:
-                files = self.site.full(project)
-                self.stale = False
-                n = len(claims.pages)
-                print(f"built {n} claim(s), {files} file(s)", flush=True)
-        except ProblemsFound as exc:
-            lines = [str(p) for p in exc.problems]
-            n = len(errors(exc.problems))
-            lines.append(f"{n} error(s), {len(exc.problems) - n} warning(s)")
-            error = "\n".join(lines)
-        except (OutputError, OSError) as exc:
-            error = str(exc)
-        except jinja2.TemplateError as exc:
-            error = template_error(exc)
+        with self.site.first():  # ahead of the listings of the edit before
+            try:
+                claims = None
+                if self.claims is not None and changes is not None and not self.stale:
+                    claims = reload_claims(self.claims, (Path(path) for _, path in changes))
+                incremental = claims is not None
+                if claims is None:
+                    project = gather(self.root)
+                    claims = Claims.of(project)
+                self.claims = claims
+                self.stale = not incremental
+                if errors(claims.problems):
+                    raise ProblemsFound(list(claims.problems))
+                shown = claims.problems
+                if incremental and changes is not None:
+                    paths = {display_path(Path(path)) for _, path in changes}
+                    shown = tuple(p for p in shown if p.path in paths)
+                for problem in shown:
+                    print(problem, file=sys.stderr)
+                if incremental:
+                    files = self.site.update(claims)
+                    took = time.monotonic() - started
+                    print(f"updated {files} file(s) in {took:.2f} s", flush=True)
+                else:
+                    files = self.site.full(project)
+                    self.stale = False
+                    n = len(claims.pages)
+                    print(f"built {n} claim(s), {files} file(s)", flush=True)
+            except ProblemsFound as exc:
+                lines = [str(p) for p in exc.problems]
+                n = len(errors(exc.problems))
+                lines.append(f"{n} error(s), {len(exc.problems) - n} warning(s)")
+                error = "\n".join(lines)
+            except (OutputError, OSError) as exc:
+                error = str(exc)
+            except jinja2.TemplateError as exc:
+                error = template_error(exc)
         if error is not None:
             print(f"build failed; the browser shows the problems:\n{error}", file=sys.stderr)
         sys.stderr.flush()
