@@ -109,6 +109,22 @@ def check_fixture(claim: Path, project: Path, request: pytest.FixtureRequest) ->
 
 
 @pytest.fixture
+def rendered(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The templates every `Renderer` renders from now on, in order."""
+    from claimpress.render import Renderer
+
+    names: list[str] = []
+    render = Renderer.render
+
+    def counted(self: Renderer, template: str, **context: object) -> str:
+        names.append(template)
+        return render(self, template, **context)
+
+    monkeypatch.setattr(Renderer, "render", counted)
+    return names
+
+
+@pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A minimal valid project with one published claim."""
     root = tmp_path / "site"

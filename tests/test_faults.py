@@ -77,9 +77,8 @@ def failing_writes(fail_at: int, code: int) -> Iterator[list[int]]:
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EIO])
-def test_a_write_failing_anywhere_leaves_the_previous_build(code: int, project: Path,
-                                                            tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_write_failing_anywhere_leaves_the_previous_build(
+        code: int, project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A build staged in a fresh folder (the spare kept in the cache is tested below)."""
     monkeypatch.setattr(site, "spare_folder", lambda root, out: None)
     pristine = tmp_path / "pristine"
@@ -117,7 +116,7 @@ def test_a_write_failing_while_staging_in_the_spare_leaves_the_previous_build(
     """A build writes over the build before the previous one, kept in the cache: a failure
     at any write leaves the previous build whole, and the next build is right."""
     claim = project / "claims" / "is-the-sky-blue.yaml"
-    texts = [claim.read_text().replace("blue?", f"{colour}?") for colour in ("blue", "green", "red")]
+    texts = [claim.read_text().replace("blue?", f"{c}?") for c in ("blue", "green", "red")]
     claim.write_text(texts[2])
     site.build(gather(project), tmp_path / "expected")
     wanted = tree(tmp_path / "expected")

@@ -15,7 +15,6 @@ from claimpress import parallel, search
 from claimpress.approvals import approve
 from claimpress.cache import CACHE_DIR, Pack
 from claimpress.project import gather
-from claimpress.render import Renderer
 from claimpress.site import MANIFEST, build
 from conftest import REPO, tree
 
@@ -161,17 +160,10 @@ def test_a_tampered_cache_entry_is_ignored(builds: Builds, at: int) -> None:
 
 
 def test_an_edit_renders_again_only_the_listing_entries_of_its_claim(
-    builds: Builds, monkeypatch: pytest.MonkeyPatch
+    builds: Builds, rendered: list[str]
 ) -> None:
     builds.same()
-    rendered: list[str] = []
-    render = Renderer.render
-
-    def counted(self: Renderer, template: str, **context: object) -> str:
-        rendered.append(template)
-        return render(self, template, **context)
-
-    monkeypatch.setattr(Renderer, "render", counted)
+    rendered.clear()
     builds.warm()
     assert "index.html" in rendered and not [t for t in rendered if t.startswith("_")]
 

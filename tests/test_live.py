@@ -10,7 +10,6 @@ import pytest
 
 from claimpress.live import Claims, LiveSite, reload_claims
 from claimpress.project import gather
-from claimpress.render import Renderer
 from conftest import tree
 from test_incremental import _generator
 
@@ -120,19 +119,12 @@ def test_changes_beyond_claims_need_a_full_gather(live: Live) -> None:
 
 
 def test_listings_after_an_edit_render_again_only_its_claims_entries(
-    live: Live, monkeypatch: pytest.MonkeyPatch
+    live: Live, rendered: list[str]
 ) -> None:
     claims = sorted((live.root / "claims").iterdir())
     claims[3].write_text(claims[3].read_text().replace("summary: >-\n", "summary: >-\n  New.\n"))
     live.edited(claims[3])  # the first listings since the full build render every entry
-    rendered: list[str] = []
-    render = Renderer.render
-
-    def counted(self: Renderer, template: str, **context: object) -> str:
-        rendered.append(template)
-        return render(self, template, **context)
-
-    monkeypatch.setattr(Renderer, "render", counted)
+    rendered.clear()
     claims[5].write_text(claims[5].read_text().replace("summary: >-\n", "summary: >-\n  New.\n"))
     reloaded = reload_claims(live.claims, [claims[5]])
     assert reloaded is not None
