@@ -312,9 +312,12 @@ class LiveSite:
         self._catch_up()
         return len(written)
 
-    def _write(self, files: dict[str, bytes | None]) -> set[str]:
+    def _write(
+        self, files: dict[str, bytes | None], staged: Mapping[str, tuple[Path, str]] = {}
+    ) -> set[str]:
         """Write (bytes) or delete (None) files of `out` in place, each replaced in one
-        step, and the manifest with them; return the paths that changed."""
+        step, and the manifest with them; return the paths that changed. `staged` gives,
+        by path, a file already written beside it with those bytes, and their digest."""
         written = set()
         for rel, data in files.items():
             if self.files.get(rel) == data:
@@ -329,8 +332,12 @@ class LiveSite:
                     path.parent.rmdir()
                 continue
             self.files[rel] = data
-            self.digests[rel] = file_digest(data)
-            _replace(path, data)
+            if rel in staged:
+                tmp, self.digests[rel] = staged[rel]
+                os.replace(tmp, path)
+            else:
+                self.digests[rel] = file_digest(data)
+                _replace(path, data)
         if written:
             # Keeps `write_site`'s reuse of unchanged files right at the next full build.
             _replace(self.out / MANIFEST, manifest_text(self.digests).encode())
@@ -398,11 +405,24 @@ class LiveSite:
             plan_listings(plan, renderer, project, pages, drafts=True)
         update: dict[str, bytes | None] = dict(plan.files)
         update.update({rel: None for rel in files if _listed(rel) and rel not in plan.files})
-        with self.write_lock:
-            if generation != self.generation:
-                return
-            written = self._write(update)
-            self.fragments = renderer.fragments_used
+        # Written beside their place before taking the lock, which an edit waits for (the
+        # listings of 10,000 claims are 200 MB): only moved into place under it.
+        staged: dict[str, tuple[Path, str]] = {}
+        try:
+            for rel, data in update.items():
+                if data is not None and files.get(rel) != data:
+                    path = self.out / rel
+                    tmp = path.with_name(f".{path.name}.listing-{os.getpid()}")
+                    _replace(tmp, data)
+                    staged[rel] = tmp, file_digest(data)
+            with self.write_lock:
+                if generation != self.generation:
+                    return
+                written = self._write(update, staged)
+                self.fragments = renderer.fragments_used
+        finally:
+            for tmp, _ in staged.values():
+                tmp.unlink(missing_ok=True)
         if written:
             self.changed(written)
 
