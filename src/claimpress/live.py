@@ -36,7 +36,6 @@ from .site import (
     MANIFEST,
     Plan,
     _exchange,
-    _manifest,
     claim_outputs,
     claim_paths,
     file_digest,
@@ -270,9 +269,8 @@ class LiveSite:
         with gc_paused():
             plan = plan_site(project, drafts=True, live=True)
         with self.write_lock:
-            write_site(plan, self.out, before_swap=self._keep_search)
+            self.digests = write_site(plan, self.out, before_swap=self._keep_search)
             self.files = plan.files
-            self.digests = _manifest(self.out)
             self.claims, self.pages = Claims.of(project), plan.pages
             self.shown = {page.slug: _fingerprint(page) for page in plan.pages}
             self.links = Links(self.claims.pages, plan.pages)
@@ -343,7 +341,7 @@ class LiveSite:
             _replace(self.out / MANIFEST, manifest_text(self.digests).encode())
         return written
 
-    def _keep_search(self, fresh: Path) -> None:
+    def _keep_search(self, fresh: Path, _digests: dict[str, str]) -> None:
         """Move the current search index into the freshly written site until a new one
         is made."""
         index = self.out / search.SEARCH_DIR

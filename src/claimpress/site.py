@@ -450,12 +450,13 @@ def write_site(
     plan: Plan,
     out: Path,
     *,
-    before_swap: Callable[[Path], None] | None = None,
+    before_swap: Callable[[Path, dict[str, str]], None] | None = None,
     spare: Path | None = None,
-) -> int:
+) -> dict[str, str]:
     """Write the planned files into a staging folder and swap it in for `out`; `before_swap`
-    runs on that folder first (the search index is built there). Return how many files
-    were written: the previous build is never modified, only replaced whole.
+    runs on that folder and its manifest first (the search index is built there). Return
+    the manifest (each file's digest): the previous build is never modified, only replaced
+    whole.
 
     Without `spare` the staging folder is a fresh one beside `out`, and files identical to
     the previous build's are hard-linked from it. With `spare` (a folder on the same file
@@ -471,7 +472,6 @@ def write_site(
             previous = _manifest(out)
             since = _written_at(out / MANIFEST) if previous else 0
             manifest: dict[str, str] = {}
-            written = 0
             made = _sweep(stage, plan.files) if kept else {""}
             for rel, data in sorted(plan.files.items()):
                 path = stage / rel
@@ -489,23 +489,22 @@ def write_site(
                     path.unlink(missing_ok=True)
                 if previous.get(rel) == digest and _reuse(out / rel, path, len(data), since):
                     continue
-                written += 1
                 with open(path, "xb") as handle:
                     handle.write(data)
             (stage / MANIFEST).write_text(manifest_text(manifest), "utf-8")
             if before_swap is not None:
-                before_swap(stage)
+                before_swap(stage, manifest)
             if not out.exists():
                 os.rename(stage, out)
-                return written
+                return manifest
             if _exchange(stage, out):  # the staging folder now holds the previous build
                 if stage == spare:
-                    return written
+                    return manifest
                 if spare is not None:
                     with contextlib.suppress(OSError):  # on another file system: none kept
                         spare.parent.mkdir(parents=True, exist_ok=True)
                         os.rename(stage, spare)
-                        return written
+                        return manifest
             else:
                 old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
                 (old / MARKER).touch()
@@ -516,16 +515,17 @@ def write_site(
             _discard(stage)
             raise
         _discard(stage)
-        return written
+        return manifest
 
 
-def build_search_index(folder: Path, slugs: list[str], previous: Path) -> None:
-    """The search index of the claims `slugs` of the site written in `folder`, reusing
-    what it can of the index of the previous build; a failure fails the build."""
+def build_search_index(
+    folder: Path, digests: dict[str, str], slugs: list[str], previous: Path
+) -> None:
+    """The search index of the claims `slugs` of the site written in `folder` (whose
+    files have `digests`), reusing what it can of the index of the previous build; a
+    failure fails the build."""
     try:
-        search.index_site(
-            folder, slugs, _manifest(folder), folder / search.SEARCH_DIR, previous=previous
-        )
+        search.index_site(folder, slugs, digests, folder / search.SEARCH_DIR, previous=previous)
     except search.SearchError as exc:
         raise OutputError(str(exc)) from None
 
@@ -547,7 +547,9 @@ def build(project: Project, out: Path, *, drafts: bool = False, live: bool = Fal
     write_site(
         plan,
         target,
-        before_swap=lambda folder: build_search_index(folder, slugs, target / search.SEARCH_DIR),
+        before_swap=lambda folder, digests: build_search_index(
+            folder, digests, slugs, target / search.SEARCH_DIR
+        ),
         spare=spare_folder(project.root, target),
     )
     return BuildReport(target, len(plan.pages), len(plan.files))
