@@ -411,7 +411,8 @@ class LiveSite:
                 if data is not None and files.get(rel) != data:
                     path = self.out / rel
                     tmp = path.with_name(f".{path.name}.listing-{os.getpid()}")
-                    _replace(tmp, data)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    tmp.write_bytes(data)
                     staged[rel] = tmp, file_digest(data)
             with self.write_lock:
                 if generation != self.generation:
