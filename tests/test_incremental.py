@@ -6,14 +6,16 @@ import datetime as dt
 import importlib.util
 import os
 import shutil
+import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from claimpress import parallel, search
+from claimpress import load, parallel, project, search
 from claimpress.approvals import approve
 from claimpress.cache import CACHE_DIR, Pack
+from claimpress.problems import Problem
 from claimpress.project import gather
 from claimpress.site import MANIFEST, build
 from conftest import REPO, tree
@@ -246,6 +248,70 @@ def test_check_finds_what_a_build_finds_and_keeps_the_cached_pages(builds: Build
         m.setenv("CLAIMPRESS_NO_CACHE", "1")
         assert gather(root, render=False).pages == gathered.pages
     assert builds.same() == first
+
+
+def _reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The claim files gathers read from here on, by name."""
+    read: list[str] = []
+
+    def counted(path: Path, rel: str) -> tuple[bytes | None, list[Problem]]:
+        if path.parent.name == "claims":
+            read.append(path.name)
+        return load.read(path, rel)
+
+    monkeypatch.setattr(project, "read", counted)
+    return read
+
+
+def test_a_warm_run_reads_only_the_claim_files_whose_stat_changed(builds: Builds) -> None:
+    root, reads = builds.root, _reads(builds.monkeypatch)
+    claims = sorted((root / "claims").iterdir())
+    # Every file counts as settled: none changed within the last clock tick.
+    builds.monkeypatch.setattr(project, "SETTLED_NS", -3600 * 10**9)
+    first = builds.same()
+    reads.clear()
+    assert gather(root).pages == gather(root, render=False).pages
+    assert reads == []
+
+    def cold() -> tuple[object, ...]:
+        with builds.monkeypatch.context() as m:
+            m.setenv("CLAIMPRESS_NO_CACHE", "1")
+            return gather(root).pages
+
+    # Edited at the same size, its time of last change set back: its inode's change time moved.
+    info = claims[2].stat()
+    time.sleep(0.05)  # the next clock tick
+    text = claims[2].read_text()
+    claims[2].write_text(text.replace("question: ", "question: X", 1)[:-1])
+    os.utime(claims[2], ns=(info.st_atime_ns, info.st_mtime_ns))
+    assert claims[2].stat().st_size == info.st_size
+    expected = cold()
+    reads.clear()
+    assert gather(root).pages == expected
+    assert reads == [claims[2].name]
+    # Replaced by another file of the same size and times: another inode.
+    swap = root / "swap.yaml"
+    swap.write_text(text)
+    os.utime(swap, ns=(info.st_atime_ns, info.st_mtime_ns))
+    swap.rename(claims[2])
+    expected = cold()
+    reads.clear()
+    assert gather(root).pages == expected
+    assert reads == [claims[2].name]
+    assert builds.same() == first
+
+
+def test_a_claim_file_changed_just_now_is_read_again_by_the_next_run(builds: Builds) -> None:
+    root, reads = builds.root, _reads(builds.monkeypatch)
+    claims = sorted((root / "claims").iterdir())
+    builds.monkeypatch.setattr(project, "SETTLED_NS", -3600 * 10**9)
+    gather(root, render=False)
+    builds.monkeypatch.setattr(project, "SETTLED_NS", 3600 * 10**9)  # nothing is settled
+    claims[1].write_text(claims[1].read_text())
+    for _ in range(2):
+        reads.clear()
+        gather(root, render=False)
+        assert reads == [claims[1].name]
 
 
 def test_a_claim_approved_after_it_was_cached_is_seen_as_approved(builds: Builds) -> None:

@@ -11,6 +11,7 @@ import gc
 import io
 import os
 import pickle
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -370,20 +371,44 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
 
     files: list[Summary | tuple[Path, str, str]] = []
     todo: list[tuple[Path, str, str, bytes]] = []
+    stats_key = summaries.key("file stats")
+    blob = summaries.get(stats_key)
+    known: dict[str, tuple[Stat, str]] = pickle.loads(blob) if blob is not None else {}
+    seen_as: dict[str, tuple[Stat, str]] = {}
+    settled = time.time_ns() - SETTLED_NS
     for path, rel, problem in input_files(root, CLAIMS_DIR):
-        data, found = (None, [problem]) if problem else read(path, rel)
-        if data is None:
-            problems += found
+        if problem:
+            problems.append(problem)
             continue
-        key = summaries.key(rel, data)
+        stat, recorded = _stat(path), known.get(rel)
+        if recorded is not None and recorded[0] == stat:
+            key, data = recorded[1], None
+            seen_as[rel] = recorded
+        else:
+            data, found = read(path, rel)
+            if data is None:
+                problems += found
+                continue
+            key = summaries.key(rel, data)
+            if stat is not None and max(stat[3:]) < settled:
+                # Read after `stat`: a change since came later, and changed its times.
+                seen_as[rel] = (stat, key)
         blob = summaries.get(key)
         if blob is not None:
             summary = Summary(path, rel, key, *pickle.loads(blob))
             if summary.slug is None or not render or pack.has(key):
                 files.append(summary)
                 continue
+        if data is None:
+            data, found = read(path, rel)
+            if data is None:
+                problems += found
+                continue
+            key = summaries.key(rel, data)  # the same, unless it changed since `stat`
         files.append((path, rel, key))
         todo.append((path, rel, key, data))
+    if seen_as != known:
+        summaries.put(stats_key, pickle.dumps(seen_as, protocol=5))
     computed = iter(fork_map(compute, todo))
     del todo
     gathered: list[Summary] = []
@@ -468,6 +493,29 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
         approved,
         today,
     )
+
+
+Stat = tuple[int, int, int, int, int]
+"""What `os.stat` tells of a file that changes when its content does: its device, inode,
+size, and the times of its last change of content and of status (`_stat`)."""
+
+SETTLED_NS = 2_000_000_000
+"""How long ago a file must have last changed for its `Stat` to stand for its content: a
+file's times have the resolution of the kernel's clock tick, so a second write within the
+tick of the first can leave them as they were."""
+
+
+def _stat(path: Path) -> Stat | None:
+    """The `Stat` of a claim file, or None when it cannot be had.
+
+    A warm run reads a claim file again only when its `Stat` differs from the one recorded
+    with its cache key (as git's index does): the time of the last change of status cannot
+    be set back by a program, and it moves with every write, rename or change of times."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
 
 
 def _packed(summary: Summary) -> bytes:
