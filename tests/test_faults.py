@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from claimpress import site
+from claimpress.problems import OutputError
 from claimpress.project import gather
 from conftest import CLAIM_YAML, SITE_YAML, run_cli, tree
 
@@ -101,7 +102,7 @@ def test_a_write_failing_anywhere_leaves_the_previous_build(
         try:
             with failing_writes(fail_at, code):
                 site.build(edited, out)
-        except (OSError, site.OutputError) as exc:  # OutputError: the search index's
+        except (OSError, OutputError) as exc:  # OutputError: the search index's
             failed += 1
             assert os.strerror(code) in str(exc)
             assert tree(out) == before, f"write {fail_at} of {total} failed"
@@ -138,7 +139,7 @@ def test_a_write_failing_while_staging_in_the_spare_leaves_the_previous_build(
         try:
             with failing_writes(fail_at, errno.ENOSPC) as count:
                 site.build(edited, out)
-        except (OSError, site.OutputError) as exc:
+        except (OSError, OutputError) as exc:
             failed += 1
             assert os.strerror(errno.ENOSPC) in str(exc)
             assert tree(out) == before, f"write {fail_at} failed"

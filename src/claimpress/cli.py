@@ -15,7 +15,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from .problems import Problem, ProblemsFound, SettingError, errors
+from .problems import OutputError, Problem, ProblemsFound, SettingError, errors
 from .project import Project, gather, require_clean
 
 app = typer.Typer(
@@ -89,24 +89,24 @@ def report(problems: Sequence[Problem]) -> None:
 @contextmanager
 def handled() -> Iterator[None]:
     """Turn every expected failure into a message and exit 1; never show a traceback for input."""
-    import jinja2
-
-    from .render import template_error
-    from .site import OutputError
-
     try:
         yield
     except ProblemsFound as exc:
         report(exc.problems)
         raise typer.Exit(1) from None
-    except OutputError as exc:
+    except (OutputError, SettingError) as exc:
         fail(str(exc))
-    except jinja2.TemplateError as exc:
-        fail(template_error(exc))
-    except OSError as exc:
-        fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
-    except SettingError as exc:
-        fail(str(exc))
+    except Exception as exc:
+        # A template error can only come from Jinja once it is imported: `check`, which
+        # renders nothing, does not import it. (Jinja's TemplateNotFound is an OSError too.)
+        jinja2 = sys.modules.get("jinja2")
+        if jinja2 is not None and isinstance(exc, jinja2.TemplateError):
+            from .render import template_error
+
+            fail(template_error(exc))
+        if isinstance(exc, OSError):
+            fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
+        raise
 
 
 def load() -> Project:

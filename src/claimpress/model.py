@@ -145,7 +145,12 @@ FigureName = Annotated[
 
 class _Strict(BaseModel):
     model_config = ConfigDict(
-        strict=True, extra="forbid", frozen=True, use_attribute_docstrings=True
+        strict=True,
+        extra="forbid",
+        frozen=True,
+        use_attribute_docstrings=True,
+        # Built at first use: `check` of a warm cache validates no claim.
+        defer_build=True,
     )
 
 

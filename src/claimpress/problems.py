@@ -10,6 +10,10 @@ from typing import Literal
 Severity = Literal["error", "warning"]
 
 
+class OutputError(Exception):
+    """The output folder cannot be used; the message says why."""
+
+
 class SettingError(ValueError):
     """An environment setting (CLAIMPRESS_...) holds a value it cannot take; the message
     names it and says what it takes."""

@@ -31,10 +31,10 @@ import watchfiles
 
 from .live import Claims, LiveSite, reload_claims
 from .load import CLAIMS_DIR, FIGURES_DIR, SITE_FILE, SOURCES_DIR
-from .problems import ProblemsFound, errors
+from .problems import OutputError, ProblemsFound, errors
 from .project import display_path, gather
 from .render import THEME_DIR, template_error
-from .site import ABOUT_FILE, OutputError
+from .site import ABOUT_FILE
 
 WATCHED_DIRS = (CLAIMS_DIR, SOURCES_DIR, FIGURES_DIR, THEME_DIR)
 WATCHED_FILES = (SITE_FILE, ABOUT_FILE)

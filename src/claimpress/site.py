@@ -27,7 +27,7 @@ from pathlib import Path, PurePosixPath
 from . import listing, prose, search
 from .cache import CACHE_DIR, Pack
 from .parallel import fork_map, gc_paused
-from .problems import Problem, ProblemsFound
+from .problems import OutputError, Problem, ProblemsFound
 from .project import Project, display_path
 from .render import Renderer, default_theme, inside, theme_dirs
 from .resolve import Page, open_questions
@@ -37,10 +37,6 @@ MARKER = ".claimpress-build"
 """Present in every folder claimpress writes; it deletes no folder without it."""
 MANIFEST = ".claimpress-manifest"
 """In a build: the digest of each file, so the next build rewrites only what changed."""
-
-
-class OutputError(Exception):
-    """The output folder cannot be used; the message says why."""
 
 
 class Plan:
