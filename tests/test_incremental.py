@@ -9,10 +9,11 @@ import shutil
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from claimpress import load, parallel, project, search
+from claimpress import load, parallel, project, search, site
 from claimpress.approvals import approve
 from claimpress.cache import CACHE_DIR, Pack
 from claimpress.problems import Problem
@@ -212,6 +213,37 @@ def test_a_search_shard_changed_by_hand_is_indexed_again(builds: Builds) -> None
     (bundles[1].parent / "fragment").symlink_to(builds.root / "elsewhere")
     assert builds.same() == first
     assert not (bundles[1].parent / "fragment").is_symlink()
+
+
+def test_the_spare_builds_search_shards_are_kept_in_place_unless_touched(
+    builds: Builds,
+) -> None:
+    calls: Counter[str] = Counter()
+    for name in ("_link", "_start"):
+
+        def counted(*args: object, name: str = name, real: Any = getattr(search, name)) -> Any:
+            calls[name] += 1
+            return real(*args)
+
+        builds.monkeypatch.setattr(search, name, counted)
+    first = builds.same()
+    builds.same()  # the first build becomes the spare
+    shards = len(search.shards([str(n) for n in range(12)]))
+    assert builds.same() == first  # staged in the spare: its shards kept as they are
+    calls.clear()
+    assert builds.warm() == first
+    assert calls == Counter()
+    spare = site.spare_folder(builds.root, builds.root / "build")
+    assert spare is not None
+    bundles = sorted((spare / "pagefind").glob("*/pagefind-entry.json"))
+    assert len(bundles) == shards > 1
+    bundles[0].unlink()  # a hard link to build/'s file, which is left as it is
+    bundles[0].write_text("{}")
+    (spare / "pagefind" / "stray.txt").write_text("not ours")
+    calls.clear()
+    assert builds.warm() == first
+    assert calls == Counter({"_link": 1})
+    assert builds.cold() == first
 
 
 def test_a_build_holds_its_pages_without_yaml_trees_or_file_bytes(builds: Builds) -> None:

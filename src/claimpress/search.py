@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from pathlib import Path
 
 from .parallel import cores
 from .problems import env_int
+from .written import untouched, written_at
 
 SEARCH_DIR = "pagefind"
 """Where the index goes, inside the built site."""
@@ -76,11 +76,12 @@ def index_site(
     previous: Path | None = None,
     started: Started | None = None,
 ) -> None:
-    """Index the claim pages `slugs` of the site in `folder` into `output` (a folder
-    that does not exist yet, inside a temporary folder that also takes the indexers'
-    scratch folders), reusing the shards of the index at `previous` whose pages
-    are unchanged; `digests` gives each page file's digest. `started` is told each
-    indexer that runs (`stop` ends it)."""
+    """Index the claim pages `slugs` of the site in `folder` into `output` (inside a
+    temporary folder that also takes the indexers' scratch folders), reusing the shards
+    of the index at `previous` whose pages are unchanged; `digests` gives each page
+    file's digest. `output` may hold an older index of ours (a spare build folder's): its
+    shards that are still right and untouched since are kept in place, and everything
+    else in it goes. `started` is told each indexer that runs (`stop` ends it)."""
     split = shards(sorted(slugs))
     named = [("" if len(split) == 1 else f"{i:02}/", part) for i, part in enumerate(split) if part]
     names = [name for name, _ in named]
@@ -92,13 +93,17 @@ def index_site(
         for _, part in named
     ]
     before = _shards(previous) if previous is not None else {}
-    output.mkdir()
+    held = _held(output, dict(zip(names, keys, strict=True)))
+    output.mkdir(exist_ok=True)
     todo = []
     for (name, part), key in zip(named, keys, strict=True):
+        if name in held:
+            continue
         if previous is not None and before.get(name) == key and _link(previous, output, name):
             continue
         todo.append((part, output / name))
     _run_all(folder, todo, output.parent, started)
+    (output / SHARDS_FILE).unlink(missing_ok=True)  # the older index's, if it was kept
     (output / SHARDS_FILE).write_text(
         json.dumps({"bundles": names, "keys": keys}, indent=1) + "\n", "utf-8"
     )
@@ -113,14 +118,57 @@ def _shards(index: Path) -> dict[str, str]:
         return {}
 
 
+def _held(output: Path, wanted: Mapping[str, str]) -> set[str]:
+    """Of the bundles `wanted` (by name, with their keys), those the index already at
+    `output` holds with the same key and untouched since it was written; everything else
+    in `output` is deleted."""
+    if output.is_symlink() or not output.is_dir():
+        with contextlib.suppress(FileNotFoundError):
+            output.unlink()
+        return set()
+    held = _shards(output)
+    since = written_at(output / SHARDS_FILE)
+    kept = {
+        name
+        for name, key in wanted.items()
+        if held.get(name) == key and _untouched(output / name, since, top=not name)
+    }
+    if "" in kept:
+        return kept  # one bundle, the whole index: as it was, apart from the list of shards
+    with os.scandir(output) as entries:
+        for entry in [e for e in entries if e.name + "/" not in kept]:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+    return kept
+
+
+def _untouched(bundle: Path, since: int, *, top: bool) -> bool:
+    """Whether every file under `bundle` is a regular file not written after `since`
+    (ns), and nothing in it is a symlink; at the `top` of an index, its list of shards
+    aside."""
+    if bundle.is_symlink() or not bundle.is_dir():
+        return False
+    for folder, dirs, files in os.walk(bundle):
+        for name in dirs + files:
+            if top and folder == str(bundle) and name == SHARDS_FILE:
+                continue
+            path = os.path.join(folder, name)
+            if os.path.islink(path) or not (
+                os.path.isdir(path) if name in dirs else untouched(path, since)
+            ):
+                return False
+    return True
+
+
 def _link(previous: Path, output: Path, name: str) -> bool:
     """Hard-link one bundle of the previous index into the new one; False (and nothing
     linked) when any of its files is not a regular file or was changed after that index
     was written."""
 
     def link(src: str, dst: str) -> None:
-        info = os.lstat(src)
-        if not stat.S_ISREG(info.st_mode) or info.st_mtime_ns > since:
+        if not untouched(src, since):
             raise OSError(f"{src} changed after the search index was written")
         os.link(src, dst, follow_symlinks=False)
 

@@ -16,10 +16,9 @@ import hashlib
 import os
 import pickle
 import shutil
-import stat
 import tempfile
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path, PurePosixPath
@@ -31,6 +30,7 @@ from .problems import OutputError, Problem, ProblemsFound
 from .project import Project, display_path
 from .render import Renderer, default_theme, inside, theme_dirs
 from .resolve import Page, open_questions
+from .written import untouched, written_at
 from .yamltree import decode
 
 MARKER = ".claimpress-build"
@@ -352,14 +352,6 @@ def _manifest(out: Path) -> dict[str, str]:
     return dict(line.split(" ", 1)[::-1] for line in text.splitlines() if " " in line)
 
 
-def _written_at(path: Path) -> int:
-    """When a file was last written (ns), or 0 when it cannot be told."""
-    try:
-        return path.lstat().st_mtime_ns
-    except OSError:
-        return 0
-
-
 def manifest_text(digests: dict[str, str]) -> str:
     """The manifest of a build: each file's digest and path, by path."""
     return "".join(f"{digest} {rel}\n" for rel, digest in sorted(digests.items()))
@@ -370,20 +362,10 @@ def file_digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def _unchanged(path: Path, size: int, since: int) -> bool:
-    """Whether `path` is still the regular file of `size` bytes that a manifest written at
-    `since` (ns) describes: not a symlink, and not written since (a file edited or replaced
-    by hand since then is written anew, even at the same size)."""
-    try:
-        info = path.lstat()
-    except OSError:
-        return False
-    return stat.S_ISREG(info.st_mode) and info.st_size == size and info.st_mtime_ns <= since
-
-
 def _reuse(old: Path, new: Path, size: int, since: int) -> bool:
-    """Hard-link an unchanged file of the previous build into the new one (`_unchanged`)."""
-    if not _unchanged(old, size, since):
+    """Hard-link a file of the previous build, untouched since its manifest was written at
+    `since`, into the new one."""
+    if not untouched(old, since, size):
         return False
     try:
         os.link(old, new, follow_symlinks=False)
@@ -399,7 +381,7 @@ def _staging(out: Path, spare: Path | None) -> tuple[Path, dict[str, str], int]:
     if spare is not None:
         kept = {} if spare.is_symlink() else _manifest(spare)
         if kept and os.stat(spare).st_dev == os.stat(out.parent).st_dev:
-            since = _written_at(spare / MANIFEST)
+            since = written_at(spare / MANIFEST)
             # Changed from here on: a build killed meanwhile leaves no manifest to trust.
             (spare / MANIFEST).unlink()
             return spare, kept, since
@@ -416,9 +398,10 @@ def _staging(out: Path, spare: Path | None) -> tuple[Path, dict[str, str], int]:
     return tmp, {}, 0
 
 
-def _sweep(folder: Path, files: Mapping[str, bytes]) -> set[str]:
-    """Delete from a staging folder everything but `files` (as regular files) and the
-    folders leading to them; return the folders left, relative to it ("" for itself)."""
+def _sweep(folder: Path, files: Mapping[str, bytes], keep: Collection[str]) -> set[str]:
+    """Delete from a staging folder everything but `files` (as regular files), the
+    folders leading to them and the top-level folders `keep` (left for `before_swap`);
+    return the folders left, relative to it ("" for itself)."""
     wanted = {""}
     for rel in files:
         while (rel := rel.rpartition("/")[0]) and rel not in wanted:
@@ -433,7 +416,7 @@ def _sweep(folder: Path, files: Mapping[str, bytes]) -> set[str]:
                 if entry.is_dir(follow_symlinks=False):
                     if sub in wanted:
                         walk(sub)
-                    else:
+                    elif sub not in keep:
                         shutil.rmtree(entry.path)
                 elif not (sub in files and entry.is_file(follow_symlinks=False)) and sub != MARKER:
                     os.unlink(entry.path)
@@ -448,6 +431,7 @@ def write_site(
     *,
     before_swap: Callable[[Path, dict[str, str]], None] | None = None,
     spare: Path | None = None,
+    keep: Collection[str] = (),
 ) -> dict[str, str]:
     """Write the planned files into a staging folder and swap it in for `out`; `before_swap`
     runs on that folder and its manifest first (the search index is built there). Return
@@ -458,7 +442,9 @@ def write_site(
     the previous build's are hard-linked from it. With `spare` (a folder on the same file
     system), the previous build is kept there once swapped out, and the next build stages
     in it: only the files that differ from what it holds are written, and nothing is
-    deleted that the new site does not replace."""
+    deleted that the new site does not replace. The top-level folders `keep` of the spare
+    are left as they are for `before_swap`, which must make them right (the search index
+    keeps the shards that did not change)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with _locked(out):
         for old in _leftovers(out):
@@ -466,9 +452,9 @@ def write_site(
         stage, kept, kept_since = _staging(out, spare)
         try:
             previous = _manifest(out)
-            since = _written_at(out / MANIFEST) if previous else 0
+            since = written_at(out / MANIFEST) if previous else 0
             manifest: dict[str, str] = {}
-            made = _sweep(stage, plan.files) if kept else {""}
+            made = _sweep(stage, plan.files, keep) if kept else {""}
             for rel, data in sorted(plan.files.items()):
                 path = stage / rel
                 parent = rel.rpartition("/")[0]
@@ -480,7 +466,7 @@ def write_site(
                 digest = file_digest(data)
                 manifest[rel] = digest
                 if kept:
-                    if kept.get(rel) == digest and _unchanged(path, len(data), kept_since):
+                    if kept.get(rel) == digest and untouched(path, kept_since, len(data)):
                         continue
                     path.unlink(missing_ok=True)
                 if previous.get(rel) == digest and _reuse(out / rel, path, len(data), since):
@@ -547,5 +533,6 @@ def build(project: Project, out: Path, *, drafts: bool = False, live: bool = Fal
             folder, digests, slugs, target / search.SEARCH_DIR
         ),
         spare=spare_folder(project.root, target),
+        keep=(search.SEARCH_DIR,),
     )
     return BuildReport(target, len(plan.pages), len(plan.files))
