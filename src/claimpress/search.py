@@ -207,6 +207,16 @@ def _run_all(
             shutil.rmtree(site, ignore_errors=True)
 
 
+def _pagefind() -> list[str]:
+    """The command that runs Pagefind: its binary, not the Python wrapper that starts it
+    (a Python start-up per shard)."""
+    try:
+        from pagefind_bin_extended import get_executable  # type: ignore[import-untyped]
+    except ImportError:
+        return [sys.executable, "-m", "pagefind"]
+    return [str(get_executable())]
+
+
 def _start(
     folder: Path, slugs: list[str], out: Path, scratch: Path, started: Started | None
 ) -> tuple[subprocess.Popen[str], Path]:
@@ -217,7 +227,7 @@ def _start(
         for slug in slugs:
             (site / page_path(slug)).parent.mkdir(parents=True)
             os.link(folder / page_path(slug), site / page_path(slug))
-        command = [sys.executable, "-m", "pagefind", "--site", str(site), "--silent"]
+        command = [*_pagefind(), "--site", str(site), "--silent"]
         command += ["--output-path", str(out)]
         # Its own process group: `stop` ends the wrapper and the binary it starts.
         process = subprocess.Popen(
