@@ -219,13 +219,18 @@ def test_the_spare_builds_search_shards_are_kept_in_place_unless_touched(
     builds: Builds,
 ) -> None:
     calls: Counter[str] = Counter()
-    for name in ("_link", "_start"):
 
-        def counted(*args: object, name: str = name, real: Any = getattr(search, name)) -> Any:
+    def counting(name: str) -> Any:
+        real = getattr(search, name)
+
+        def counted(*args: object) -> Any:
             calls[name] += 1
             return real(*args)
 
-        builds.monkeypatch.setattr(search, name, counted)
+        return counted
+
+    for name in ("_link", "_start"):
+        builds.monkeypatch.setattr(search, name, counting(name))
     first = builds.same()
     builds.same()  # the first build becomes the spare
     shards = len(search.shards([str(n) for n in range(12)]))
