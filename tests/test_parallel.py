@@ -27,3 +27,23 @@ def test_workers_leave_ctrl_c_to_the_parent_and_die_on_sigterm(
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert results == [(i, signal.SIG_IGN, signal.SIG_DFL) for i in range(8)]
+
+
+def _fails_at_five(item: int) -> int:
+    if item == 5:
+        raise ValueError(f"item {item}")
+    return item
+
+
+def test_a_failure_in_a_worker_is_raised_again_from_this_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A template error's message names the template's file and line from its traceback,
+    # which a worker's error, pickled back, no longer has.
+    monkeypatch.setenv("CLAIMPRESS_JOBS", "2")
+    monkeypatch.setattr(parallel, "MIN_ITEMS", 4)
+    with pytest.raises(ValueError, match="item 5") as raised:
+        parallel.fork_map(_fails_at_five, list(range(8)))
+    assert raised.value.__cause__ is None  # not the worker's copy (a RemoteTraceback cause)
+    assert raised.traceback[-1].name == "_fails_at_five"
+    assert parallel.fork_map(_fails_at_five, list(range(5))) == list(range(5))

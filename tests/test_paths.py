@@ -3,12 +3,14 @@ outside the output folder, and claimpress replaces only a folder it made itself.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
 import pytest
 
-from conftest import CLAIM_YAML, run_cli, tree
+from claimpress import parallel
+from conftest import CLAIM_YAML, REPO, run_cli, tree
 
 
 @pytest.fixture
@@ -72,6 +74,29 @@ def test_theme_and_about_symlinks_outside_are_refused(link: str, project: Path,
     (project / link).symlink_to(target)
     shown = link if link not in ("templates/static", "templates") else ""
     refused(project, shown, ("build",))  # the theme is read when rendering, not by check
+
+
+def test_a_template_failing_in_a_forked_worker_is_a_located_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Enough claims that they are rendered in forked workers (CLAIMPRESS_JOBS=2): the
+    # error pickled back by a worker has lost the traceback that locates it.
+    spec = importlib.util.spec_from_file_location("generate", REPO / "benchmarks/generate.py")
+    assert spec and spec.loader
+    generate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generate)
+    root = tmp_path / "site"
+    generate.generate(root, parallel.MIN_ITEMS + 20)
+    (root / "templates").mkdir()
+    theme = (REPO / "templates" / "claim.html").read_text()
+    (root / "templates" / "claim.html").write_text(
+        theme.replace("</article>", "{{ page.nosuch.field }}</article>", 1)
+    )
+    line = theme[: theme.index("</article>")].count("\n") + 1
+    monkeypatch.setenv("CLAIMPRESS_JOBS", "2")
+    result = run_cli("build", cwd=root)
+    assert result.code == 1
+    assert result.err.startswith(f"error: templates/claim.html:{line}: template error: ")
 
 
 def test_a_broken_theme_template_is_a_located_error(project: Path) -> None:

@@ -57,7 +57,9 @@ def _each(func: Callable[[T], R], items: Sequence[T]) -> list[R]:
 
 def fork_map(func: Callable[[T], R], items: Sequence[T]) -> list[R]:
     """`[func(x) for x in items]`, in forked workers when there are several cores and
-    enough items; results come back in order."""
+    enough items; results come back in order. When a worker fails, its share of the work
+    is done again in this process, so that the error raised is the real one, with its
+    traceback (a template's file and line), not a copy pickled by the worker."""
     workers = min(cores(), len(items) // (MIN_ITEMS // 2) or 1)
     if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
         return _each(func, items)
@@ -66,8 +68,15 @@ def fork_map(func: Callable[[T], R], items: Sequence[T]) -> list[R]:
     try:
         step = -(-len(items) // (workers * 4))
         spans = [(i, min(i + step, len(items))) for i in range(0, len(items), step)]
+        parts = []
         with multiprocessing.get_context("fork").Pool(workers, initializer=_worker) as pool:
-            parts = pool.map(_run, spans, chunksize=1)
+            done = pool.imap(_run, spans)
+            for start, end in spans:
+                try:
+                    parts.append(next(done))
+                except Exception:
+                    _each(func, items[start:end])  # raises it again here, as a rule
+                    raise
     finally:
         _JOB = None
     return [result for part in parts for result in part]
