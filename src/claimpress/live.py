@@ -141,6 +141,13 @@ def _fingerprint(page: Page) -> tuple[Any, ...]:
     return page.file.rel, page.file.digest, page.follow_ups
 
 
+def _rekeyed(value: Any, keys: Mapping[str, str]) -> Any:
+    """A fragment's key (`Renderer.fragment`) with every string in `keys` replaced."""
+    if isinstance(value, tuple):
+        return tuple(_rekeyed(v, keys) for v in value)
+    return keys.get(value, value) if isinstance(value, str) else value
+
+
 def _listed(path: str) -> bool:
     """Whether a file of the site is one of `plan_listings`' (not a claim's, not static)."""
     return not path.startswith(("claims/", "static/"))
@@ -278,7 +285,11 @@ class LiveSite:
             self.renderer = Renderer(project.root, project.site, live=True)
             for template in ("base.html", "claim.html", "claim.txt"):
                 self.renderer.env.get_template(template)  # compiled now, not at the first edit
-            self.fragments = {}
+            # The build's listing fragments, known by each page's fingerprint instead of
+            # its cache key: the first listings after an edit render only its entries.
+            keyed = zip(plan.pages, plan.keys, strict=True)
+            by_key = {key: repr(_fingerprint(page)) for page, key in keyed}
+            self.fragments = {_rekeyed(k, by_key): text for k, text in plan.fragments.items()}
         self.changed(None)
         self._catch_up()
         return len(plan.files)

@@ -22,6 +22,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from . import listing, prose, search
 from .cache import CACHE_DIR, Pack
@@ -47,6 +48,10 @@ class Plan:
         self.owners: dict[str, str] = {}
         self.pages: list[Page] = []
         """The claims on the site, as `plan_site` rendered them."""
+        self.keys: list[str] = []
+        """The cache key of each of `pages`, by which `fragments` knows them."""
+        self.fragments: dict[tuple[Any, ...], str] = {}
+        """For `serve` (a `live` plan) only: the listing fragments (`Renderer.fragment`)."""
 
     def add(self, path: str, data: str | bytes, owner: str) -> None:
         """Claim `path` for `owner`; two outputs on one path (case aside) is an error."""
@@ -112,9 +117,11 @@ def plan_site(project: Project, *, drafts: bool = False, live: bool = False) -> 
     renderer.page_keys = {id(page): (page, k) for page, k in zip(pages, keys, strict=True)}
     with kept_fragments(renderer, Pack(project.root, context, kind.replace("rendered", "listed"))):
         plan_listings(plan, renderer, project, pages, drafts=drafts)
+        if live:
+            plan.fragments = renderer.fragments_used
     for rel, path in static_files(project.root):
         plan.add("static/" + rel, path.read_bytes(), str(path))
-    plan.pages = pages
+    plan.pages, plan.keys = pages, keys
     return plan
 
 
