@@ -8,6 +8,10 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
+
+from claimpress.problems import OutputError
+from claimpress.site import Plan
 from conftest import run_cli
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -162,3 +166,17 @@ def test_links_work_under_a_sub_path(rich: Path) -> None:
         else:
             assert rooted == [], path
     assert '<a href="/desk/topics/">' in read(out / "404.html")
+
+
+@pytest.mark.parametrize("path", ["../x", "/etc/x", "a/../../b", "a/..", "a//../b", "a\0b"])
+def test_a_plan_refuses_an_output_path_that_leaves_the_site(path: str) -> None:
+    with pytest.raises(OutputError, match="refusing unsafe output path"):
+        Plan().add(path, "", "a claim")
+
+
+def test_a_plan_takes_dots_inside_names_and_refuses_one_path_twice() -> None:
+    plan = Plan()
+    plan.add("claims/a..b/index.html", "x", "a claim")
+    plan.add("./...", "x", "a claim")
+    with pytest.raises(OutputError, match="both write"):
+        plan.add("Claims/A..B/index.html", "y", "another claim")

