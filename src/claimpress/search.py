@@ -229,7 +229,7 @@ def _start(
             os.link(folder / page_path(slug), site / page_path(slug))
         command = [*_pagefind(), "--site", str(site), "--silent"]
         command += ["--output-path", str(out)]
-        # Its own process group: `stop` ends the wrapper and the binary it starts.
+        # Its own process group: `stop` ends it and anything it starts.
         process = subprocess.Popen(
             command,
             stdout=subprocess.PIPE,
