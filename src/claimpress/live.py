@@ -249,6 +249,8 @@ class LiveSite:
         by each page's `_fingerprint`: only a full build changes anything else they show."""
         self.generation = 0
         """Moves with every write; background work for an older one is thrown away."""
+        self.listed = -1
+        """The `generation` whose listing pages `out` holds."""
         self.write_lock = threading.Lock()
         self.indexers: list[subprocess.Popen[str]] = []
         """The search indexers started (one per shard indexed anew), for `stop` to end."""
@@ -290,6 +292,7 @@ class LiveSite:
             keyed = zip(plan.pages, plan.keys, strict=True)
             by_key = {key: repr(_fingerprint(page)) for page, key in keyed}
             self.fragments = {_rekeyed(k, by_key): text for k, text in plan.fragments.items()}
+            self.listed = self.generation  # only the search index has to catch up
         self.changed(None)
         self._catch_up()
         return len(plan.files)
@@ -398,7 +401,7 @@ class LiveSite:
         with self.write_lock:
             generation, claims, pages = self.generation, self.claims, self.pages
             files = dict(self.files)
-        if claims is None:
+        if claims is None or generation == self.listed:
             return
         project = claims.project
         renderer = Renderer(project.root, project.site, live=True)
@@ -429,7 +432,7 @@ class LiveSite:
                 if generation != self.generation:
                     return
                 written = self._write(update, staged)
-                self.fragments = renderer.fragments_used
+                self.fragments, self.listed = renderer.fragments_used, generation
         finally:
             for tmp, _ in staged.values():
                 tmp.unlink(missing_ok=True)
