@@ -3,6 +3,7 @@ what gathering and building everything again gives, and writes only what changed
 
 from __future__ import annotations
 
+import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -167,3 +168,20 @@ def test_background_listings_wait_while_an_edit_is_applied(live: Live) -> None:
     assert b"New." in (live.site.out / "index.html").read_bytes()
     live.claims = reloaded
     live.edited()
+
+
+def test_the_search_index_is_updated_at_a_lower_priority_than_edits(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commands: list[list[str]] = []
+    indexing = live.site._indexing
+
+    def seen(process: subprocess.Popen[str]) -> None:
+        commands.append(list(process.args))  # type: ignore[arg-type]
+        indexing(process)
+
+    monkeypatch.setattr(live.site, "_indexing", seen)
+    claim = sorted((live.root / "claims").iterdir())[3]
+    claim.write_text(claim.read_text().replace("summary: >-\n", "summary: >-\n  New.\n"))
+    live.edited(claim)
+    assert commands and all(command[:3] == ["nice", "-n", "10"] for command in commands)

@@ -456,6 +456,7 @@ class LiveSite:
                 fresh / search.SEARCH_DIR,
                 previous=index,
                 started=self._indexing,
+                nice=True,  # the cores go to an edit first, as the interpreter does
             )
             with self.write_lock:
                 if generation != self.generation:

@@ -75,13 +75,16 @@ def index_site(
     *,
     previous: Path | None = None,
     started: Started | None = None,
+    nice: bool = False,
 ) -> None:
     """Index the claim pages `slugs` of the site in `folder` into `output` (inside a
     temporary folder that also takes the indexers' scratch folders), reusing the shards
     of the index at `previous` whose pages are unchanged; `digests` gives each page
     file's digest. `output` may hold an older index of ours (a spare build folder's): its
     shards that are still right and untouched since are kept in place, and everything
-    else in it goes. `started` is told each indexer that runs (`stop` ends it)."""
+    else in it goes. `started` is told each indexer that runs (`stop` ends it). `nice`
+    indexers run at a lower priority than this process (`serve`, which applies edits
+    meanwhile)."""
     split = shards(sorted(slugs))
     named = [("" if len(split) == 1 else f"{i:02}/", part) for i, part in enumerate(split) if part]
     names = [name for name, _ in named]
@@ -102,7 +105,7 @@ def index_site(
         if previous is not None and before.get(name) == key and _link(previous, output, name):
             continue
         todo.append((part, output / name))
-    _run_all(folder, todo, output.parent, started)
+    _run_all(folder, todo, output.parent, started, nice)
     (output / SHARDS_FILE).unlink(missing_ok=True)  # the older index's, if it was kept
     (output / SHARDS_FILE).write_text(
         json.dumps({"bundles": names, "keys": keys}, indent=1) + "\n", "utf-8"
@@ -190,7 +193,11 @@ def _link(previous: Path, output: Path, name: str) -> bool:
 
 
 def _run_all(
-    folder: Path, todo: list[tuple[list[str], Path]], scratch: Path, started: Started | None
+    folder: Path,
+    todo: list[tuple[list[str], Path]],
+    scratch: Path,
+    started: Started | None,
+    nice: bool,
 ) -> None:
     """Index each shard (its claims, into its folder), as many at once as there are cores."""
     running: list[tuple[subprocess.Popen[str], Path]] = []
@@ -198,7 +205,7 @@ def _run_all(
         for part, out in todo:
             if len(running) >= cores():
                 _finish(*running.pop(0))
-            running.append(_start(folder, part, out, scratch, started))
+            running.append(_start(folder, part, out, scratch, started, nice))
         while running:
             _finish(*running.pop(0))
     finally:
@@ -218,7 +225,12 @@ def _pagefind() -> list[str]:
 
 
 def _start(
-    folder: Path, slugs: list[str], out: Path, scratch: Path, started: Started | None
+    folder: Path,
+    slugs: list[str],
+    out: Path,
+    scratch: Path,
+    started: Started | None,
+    nice: bool,
 ) -> tuple[subprocess.Popen[str], Path]:
     """Start Pagefind on a folder of hard links to the shard's claim pages, made in
     `scratch` (the caller's temporary folder, which a killed run does not outlive)."""
@@ -227,7 +239,8 @@ def _start(
         for slug in slugs:
             (site / page_path(slug)).parent.mkdir(parents=True)
             os.link(folder / page_path(slug), site / page_path(slug))
-        command = [*_pagefind(), "--site", str(site), "--silent"]
+        lower = ["nice", "-n", "10"] if nice and shutil.which("nice") else []
+        command = [*lower, *_pagefind(), "--site", str(site), "--silent"]
         command += ["--output-path", str(out)]
         # Its own process group: `stop` ends it and anything it starts.
         process = subprocess.Popen(
