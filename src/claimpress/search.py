@@ -168,22 +168,16 @@ def _untouched(bundle: Path, since: int, *, top: bool) -> bool:
 def _link(previous: Path, output: Path, name: str) -> bool:
     """Hard-link one bundle of the previous index into the new one; False (and nothing
     linked) when any of its files is not a regular file or was changed after that index
-    was written."""
-
-    def link(src: str, dst: str) -> None:
-        if not untouched(src, since):
-            raise OSError(f"{src} changed after the search index was written")
-        os.link(src, dst, follow_symlinks=False)
-
-    def ignore(folder: str, entries: list[str]) -> list[str]:
-        if any(os.path.islink(os.path.join(folder, e)) for e in entries):
-            raise OSError(f"a symlink in {folder}")
-        return [SHARDS_FILE] if Path(folder) == previous else []
-
+    was written (`_untouched`)."""
+    if not _untouched(previous / name, written_at(previous / SHARDS_FILE), top=not name):
+        return False
     try:
-        since = (previous / SHARDS_FILE).lstat().st_mtime_ns
         shutil.copytree(
-            previous / name, output / name, copy_function=link, ignore=ignore, dirs_exist_ok=True
+            previous / name,
+            output / name,
+            copy_function=lambda src, dst: os.link(src, dst, follow_symlinks=False),
+            ignore=lambda folder, _: [SHARDS_FILE] if Path(folder) == previous else [],
+            dirs_exist_ok=True,
         )
     except OSError:
         shutil.rmtree(output / name, ignore_errors=True)
