@@ -9,7 +9,7 @@ import datetime as dt
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .model import WINDOWS_DEVICES, Source
@@ -37,7 +37,7 @@ class Topic:
     pages: tuple[Page, ...]
 
 
-def topics(pages: Sequence[Page]) -> list[Topic]:
+def topics(pages: Iterable[Page]) -> list[Topic]:
     """Every topic of `pages`, sorted by name; topics that differ only in case or accents
     share one page, named as most of their claims spell it."""
     grouped: dict[str, list[tuple[str, Page]]] = {}

@@ -137,8 +137,7 @@ def kept_fragments(renderer: Renderer, pack: Pack) -> Iterator[None]:
     if renderer.fragments_used != renderer.fragments:
         pack.put(key, _compressed_pickle(renderer.fragments_used))
     pack.save()
-    # Not left to the collector, which a build pauses: the renderer is part of a cycle.
-    renderer.fragments, renderer.fragments_used = {}, {}
+    renderer.release()
 
 
 def _compressed_pickle(value: object) -> bytes:
@@ -198,10 +197,10 @@ def plan_listings(
     plan.add("index.html", renderer.index_html(pages, drafts=drafts), "the index page")
     plan.add(
         "open-questions/index.html",
-        renderer.open_questions_html(open_questions(pages), drafts=drafts),
+        renderer.open_questions_html(open_questions(renderer.paced(pages)), drafts=drafts),
         "the open-questions page",
     )
-    all_topics = listing.topics(pages)
+    all_topics = listing.topics(renderer.paced(pages))
     plan.add("topics/index.html", renderer.topics_html(all_topics, drafts=drafts), "the topics")
     for topic in all_topics:
         plan.add(
@@ -211,7 +210,7 @@ def plan_listings(
         )
     plan.add(
         "sources/index.html",
-        renderer.sources_html(listing.source_index(pages), drafts=drafts),
+        renderer.sources_html(listing.source_index(renderer.paced(pages)), drafts=drafts),
         "the sources index",
     )
     about_path = project.root / ABOUT_FILE
@@ -224,7 +223,9 @@ def plan_listings(
     published = [p for p in pages if p.claim.status == "published"]
     plan.add("feed.xml", renderer.feed_xml(published), "the feed")
     plan.add(
-        "sitemap.xml", renderer.sitemap_xml(published, listing.topics(published)), "the sitemap"
+        "sitemap.xml",
+        renderer.sitemap_xml(published, listing.topics(renderer.paced(published))),
+        "the sitemap",
     )
     plan.add("robots.txt", renderer.robots_txt(), "robots.txt")
     plan.add("claims.json", renderer.claims_json(published), "claims.json")
