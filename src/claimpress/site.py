@@ -368,7 +368,7 @@ def manifest_text(digests: dict[str, str]) -> str:
 
 def file_digest(data: bytes) -> str:
     """A file's digest as the manifest records it."""
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
+    return hashlib.sha256(data).hexdigest()[:32]
 
 
 def _reuse(old: Path, new: Path, size: int, since: int) -> bool:
