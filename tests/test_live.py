@@ -3,8 +3,11 @@ what gathering and building everything again gives, and writes only what changed
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import threading
+import time
 import weakref
 from collections import Counter
 from pathlib import Path
@@ -15,6 +18,7 @@ from claimpress import live as live_module
 from claimpress.live import Claims, LiveSite, reload_claims
 from claimpress.project import gather
 from claimpress.render import Renderer
+from claimpress.serve import _Server
 from claimpress.site import MANIFEST
 from conftest import tree
 from test_incremental import _generator
@@ -255,3 +259,62 @@ def test_a_listings_pass_leaves_no_cycle_to_collect_during_an_edit(
     assert live.site.idle.wait(60)
     assert len(made) == 1  # the pass's renderer, a cycle (its environment calls it) ...
     assert made[0]() is None  # ... collected before the rest was frozen
+
+
+def test_stopping_the_preview_ends_a_search_index_run_under_way(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while the background thread indexes: its Pagefind processes are killed, the
+    thread ends quietly, and an indexer starting after that is killed at once."""
+    started: list[subprocess.Popen[str]] = []
+    indexing = live.site._indexing
+
+    def seen(process: subprocess.Popen[str]) -> None:
+        started.append(process)
+        indexing(process)
+        if len(started) == 1:
+            live.site.stop()  # the preview closes while this one runs
+            assert process.poll() is not None
+
+    monkeypatch.setattr(live.site, "_indexing", seen)
+    claims = sorted((live.root / "claims").iterdir())
+    for claim in claims[0], claims[6]:  # in two shards: two indexers
+        claim.write_text(claim.read_text().replace("summary: >-\n", "summary: >-\n  New.\n"))
+    reloaded = reload_claims(live.claims, claims[:7:6])
+    assert reloaded is not None
+    live.site.update(reloaded)
+    deadline = time.monotonic() + 60
+    while not started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert started
+    for process in started:
+        assert process.wait(timeout=60) == -signal.SIGKILL
+        with pytest.raises(ProcessLookupError):
+            os.killpg(process.pid, 0)  # nothing it started is left either
+    assert not live.site.idle.wait(1)  # the thread ended without marking itself idle
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not all(_closed(p) for p in started):
+        time.sleep(0.05)
+    assert len(started) == 2 and all(_closed(p) for p in started)  # no pipe left open
+
+
+def _closed(process: subprocess.Popen[str]) -> bool:
+    return all(pipe is None or pipe.closed for pipe in (process.stdout, process.stderr))
+
+
+def test_a_dropped_connection_is_not_reported_but_other_errors_are(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A browser closing a connection mid-response (a reload) is no error for the terminal."""
+    server = _Server.__new__(_Server)  # handle_error uses none of a server's state
+    for error in (ConnectionResetError(104, "reset"), BrokenPipeError(32, "broken pipe")):
+        try:
+            raise error
+        except ConnectionError:
+            server.handle_error(None, ("127.0.0.1", 50000))
+    assert capsys.readouterr().err == ""
+    try:
+        raise ValueError("a real bug")
+    except ValueError:
+        server.handle_error(None, ("127.0.0.1", 50000))
+    assert "ValueError: a real bug" in capsys.readouterr().err

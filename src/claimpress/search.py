@@ -274,7 +274,11 @@ def _finish(process: subprocess.Popen[str], site: Path) -> None:
 
 
 def stop(process: subprocess.Popen[str]) -> None:
-    """End an indexer that `index_site` started, and every process it started."""
+    """End an indexer that `index_site` started, and every process it started, and close
+    its pipes."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+    for pipe in (process.stdout, process.stderr):
+        if pipe is not None:
+            pipe.close()
