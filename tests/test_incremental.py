@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import pytest
 
 from claimpress import load, parallel, project, search, site
@@ -18,6 +19,7 @@ from claimpress.approvals import approve
 from claimpress.cache import CACHE_DIR, Pack
 from claimpress.problems import Problem
 from claimpress.project import gather
+from claimpress.render import _referenced
 from claimpress.site import MANIFEST, build
 from conftest import REPO, tree
 
@@ -183,6 +185,62 @@ def test_an_edit_renders_again_only_the_listing_entries_of_its_claim(
     }
     assert b"New." in edited["index.html"] and b"New." in edited["feed.xml"]
     assert edited == builds.cold()
+
+
+def test_a_template_edit_renders_again_only_what_uses_that_template(
+    builds: Builds, rendered: list[str]
+) -> None:
+    """Claim pages depend on claim.html, claim.txt and what they extend or include; a
+    listing entry on its own template: editing one renders again only what uses it."""
+    builds.monkeypatch.setenv("CLAIMPRESS_JOBS", "1")  # claims rendered where they are counted
+    builds.same()
+    claims = len(gather(builds.root).published())
+    templates = builds.root / "templates"
+    templates.mkdir()
+
+    def override(name: str, old: str, new: str) -> dict[str, bytes]:
+        text = (REPO / "templates" / name).read_text()
+        assert old in text
+        (templates / name).write_text(text.replace(old, new, 1))
+        rendered.clear()
+        warm = builds.warm()
+        used = list(rendered)  # the warm build's alone
+        assert warm == builds.cold()
+        rendered[:] = used
+        return warm
+
+    def entries() -> list[str]:
+        return [t for t in rendered if t.startswith("_")]
+
+    # A listing page: neither the claims nor any listing entry.
+    assert b"<h1>All sources" in override("sources.html", "<h1>Sources", "<h1>All sources")[
+        "sources/index.html"
+    ]
+    assert "claim.html" not in rendered and not entries()
+    # A listing entry: that entry on every list, no claim.
+    assert b"<h2 class=x>" in override("_claim_item.html", "<h2>", "<h2 class=x>")["index.html"]
+    assert "claim.html" not in rendered and set(entries()) == {"_claim_item.html"}
+    # The claim page, and the page it extends: every claim, no listing entry.
+    override("claim.html", "</article>", "</article><!-- x -->")
+    assert rendered.count("claim.html") == claims and not entries()
+    override("base.html", "<body>", "<body class=x>")
+    assert rendered.count("claim.html") == claims and not entries()
+    # A template naming another by a variable: what it uses cannot be told, so claims
+    # depend on the whole theme, about.html included.
+    override("claim.html", '{% extends "base.html" %}', '{% extends ["base.html"][0] %}')
+    override("about.html", "{% block", "<!-- x -->{% block")
+    assert rendered.count("claim.html") == claims
+
+
+def test_the_templates_a_template_uses_are_read_from_it() -> None:
+    parse = jinja2.Environment().parse
+    source = (
+        '{% extends "base.html" %}{% include "a.html" %}{% import "m.html" as m %}'
+        '{{ fragment("f.html", page=1) }}{{ fragment(template="g.html", page=1) }}'
+    )
+    assert _referenced(parse(source)) == {"base.html", "a.html", "m.html", "f.html", "g.html"}
+    for dynamic in ("{% include name %}", "{{ fragment(name, page=1) }}", "{{ fragment() }}"):
+        assert _referenced(parse(dynamic)) is None
 
 
 def test_a_build_file_changed_by_hand_is_rewritten_not_reused(builds: Builds) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit
 
 import jinja2
 from babel.dates import format_date
+from jinja2 import meta, nodes
 from markupsafe import Markup
 
 from . import __version__, prose
@@ -46,6 +48,35 @@ def theme_dirs(root: Path) -> list[Path]:
         if d.is_dir() and d.resolve() not in [u.resolve() for u in unique]:
             unique.append(d)
     return unique
+
+
+def theme_digest(root: Path) -> bytes:
+    """A hash of every file of the theme in use (the project's overrides and the default)."""
+    digest = hashlib.sha256()
+    for theme in theme_dirs(root):
+        for path in sorted(theme.rglob("*")):
+            if path.is_file():
+                digest.update(f"{theme}\0{path.relative_to(theme)}\0".encode())
+                digest.update(path.read_bytes())
+    return digest.digest()
+
+
+def _referenced(tree: nodes.Template) -> set[str] | None:
+    """The templates a parsed template names (extends, include, import and `fragment()`);
+    None when it names one by a variable."""
+    found: set[str] = set()
+    for name in meta.find_referenced_templates(tree):
+        if name is None:
+            return None
+        found.add(name)
+    for call in tree.find_all(nodes.Call):
+        if isinstance(call.node, nodes.Name) and call.node.name == "fragment":
+            named = [k.value for k in call.kwargs if k.key == "template"]
+            first = call.args[0] if call.args else named[0] if named else None
+            if not (isinstance(first, nodes.Const) and isinstance(first.value, str)):
+                return None
+            found.add(first.value)
+    return found
 
 
 @functools.lru_cache(maxsize=8192)
@@ -99,6 +130,7 @@ class Renderer:
     """Renders pages of one project with one compiled environment."""
 
     def __init__(self, root: Path, site: Site, *, live: bool = False) -> None:
+        self.root = root
         self.site = site
         self.live = live
         self.env = jinja2.Environment(
@@ -127,6 +159,37 @@ class Renderer:
         """The fragments this renderer's pages used: what the next build can reuse."""
         self.pause: Callable[[], object] | None = None
         """Called before each template and fragment: may wait for more urgent work."""
+        self.digests: dict[tuple[str, ...], str] = {}
+
+    def templates_digest(self, *names: str) -> str:
+        """A hash of the templates `names` and of every template they extend, include,
+        import or render with `fragment()`, as this theme has them: all an output made from
+        them depends on besides its values. Of the whole theme when one names another by a
+        variable (what it uses cannot be told without rendering it)."""
+        key = tuple(sorted(names))
+        known = self.digests.get(key)
+        if known is not None:
+            return known
+        loader = self.env.loader
+        assert loader is not None
+        digest = hashlib.sha256()
+        todo, seen = list(key), set()
+        while todo:
+            name = todo.pop(0)
+            if name in seen:
+                continue
+            seen.add(name)
+            source = loader.get_source(self.env, name)[0]
+            for part in (name, source):
+                data = part.encode()
+                digest.update(len(data).to_bytes(8, "big") + data)
+            used = _referenced(self.env.parse(source, name))
+            if used is None:
+                self.digests[key] = "theme " + theme_digest(self.root).hex()
+                return self.digests[key]
+            todo += sorted(used)
+        self.digests[key] = digest.hexdigest()
+        return self.digests[key]
 
     def paced(self, items: Iterable[T]) -> Iterator[T]:
         """`items`, calling `pause` before every 256th: for a listing's loops outside its
@@ -165,7 +228,11 @@ class Renderer:
         if self.pause is not None:
             self.pause()
         try:
-            key = (template, *sorted((k, self._identity(v)) for k, v in values.items()))
+            key = (
+                template,
+                self.templates_digest(template),
+                *sorted((k, self._identity(v)) for k, v in values.items()),
+            )
         except LookupError:  # a value whose sameness cannot be told: rendered every time
             return Markup(self.render(template, **values))
         text = self.fragments_used.get(key)

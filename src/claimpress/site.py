@@ -49,7 +49,7 @@ class Plan:
         self.pages: list[Page] = []
         """The claims on the site, as `plan_site` rendered them."""
         self.keys: list[str] = []
-        """The cache key of each of `pages`, by which `fragments` knows them."""
+        """How `fragments` know each of `pages` (a key that changes with anything of it)."""
         self.fragments: dict[tuple[Any, ...], str] = {}
         """For `serve` (a `live` plan) only: the listing fragments (`Renderer.fragment`)."""
 
@@ -80,27 +80,34 @@ def plan_site(project: Project, *, drafts: bool = False, live: bool = False) -> 
     renderer = Renderer(project.root, project.site, live=live)
     plan = Plan()
     pages = project.published(drafts=drafts)
-    context = [theme_digest(project.root), project.site.model_dump_json().encode()]
+    settings = project.site.model_dump_json().encode()
+    # Claims are rendered from claim.html and claim.txt, and what they use of the theme;
+    # each listing fragment's key has the digest of its own template (Renderer.fragment).
+    context = [renderer.templates_digest("claim.html", "claim.txt").encode(), settings]
     kind = "rendered-live" if live else "rendered"
     pack = Pack(project.root, context, kind)
+    listed = Pack(project.root, [settings], kind.replace("rendered", "listed"))
     for old in ("pages", "pages-live"):  # the one-file-per-claim cache of earlier versions
         shutil.rmtree(project.root / CACHE_DIR / old, ignore_errors=True)
     claim_keys = {s.rel: s.key for s in project.summaries}
     current = drafts or not project.site.require_approval  # no approved snapshot shown
 
-    def key(page: Page) -> str:
+    def identity(page: Page) -> str:
+        """What changes whenever anything of the page changes, the theme aside: how the
+        listing fragments know it (`Renderer.page_keys`)."""
         if current and page.file.rel in claim_keys:
             # A page is made from its claim's bytes in the project's context, which the
             # claim's own cache key covers, plus the follow-ups linked across claims.
-            return pack.key(claim_keys[page.file.rel], repr(page.follow_ups), page.summary.html)
+            return listed.key(claim_keys[page.file.rel], repr(page.follow_ups), page.summary.html)
         fields_ = [getattr(page, f.name) for f in fields(page) if f.name != "file"]
-        return pack.key(page.file.rel, page.file.digest, repr(fields_))
+        return listed.key(page.file.rel, page.file.digest, repr(fields_))
 
     def render(page: Page) -> bytes:
         # Compressed: a fifth of the size to keep in memory, on disk and in the map.
         return zlib.compress(pickle.dumps(claim_outputs(renderer, page), protocol=5), 1)
 
-    keys = [key(page) for page in pages]
+    identities = [identity(page) for page in pages]
+    keys = [pack.key(i) for i in identities]
     missing = [i for i, k in enumerate(keys) if not pack.has(k)]
     for i, made in zip(missing, fork_map(render, [pages[i] for i in missing]), strict=True):
         pack.put(keys[i], made)
@@ -115,14 +122,14 @@ def plan_site(project: Project, *, drafts: bool = False, live: bool = False) -> 
         for rel, data in zip(claim_paths(page.slug), files, strict=True):
             plan.add(rel, data, page.file.rel)
     pack.save()
-    renderer.page_keys = {id(page): (page, k) for page, k in zip(pages, keys, strict=True)}
-    with kept_fragments(renderer, Pack(project.root, context, kind.replace("rendered", "listed"))):
+    renderer.page_keys = {id(p): (p, i) for p, i in zip(pages, identities, strict=True)}
+    with kept_fragments(renderer, listed):
         plan_listings(plan, renderer, project, pages, drafts=drafts)
         if live:
             plan.fragments = renderer.fragments_used
     for rel, path in static_files(project.root):
         plan.add("static/" + rel, path.read_bytes(), str(path))
-    plan.pages, plan.keys = pages, keys
+    plan.pages, plan.keys = pages, identities
     return plan
 
 
@@ -229,17 +236,6 @@ def plan_listings(
     )
     plan.add("robots.txt", renderer.robots_txt(), "robots.txt")
     plan.add("claims.json", renderer.claims_json(published), "claims.json")
-
-
-def theme_digest(root: Path) -> bytes:
-    """A hash of every file of the theme in use (the project's overrides and the default)."""
-    digest = hashlib.sha256()
-    for theme in theme_dirs(root):
-        for path in sorted(theme.rglob("*")):
-            if path.is_file():
-                digest.update(f"{theme}\0{path.relative_to(theme)}\0".encode())
-                digest.update(path.read_bytes())
-    return digest.digest()
 
 
 def static_files(root: Path) -> list[tuple[str, Path]]:
