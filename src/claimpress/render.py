@@ -160,6 +160,7 @@ class Renderer:
         self.pause: Callable[[], object] | None = None
         """Called before each template and fragment: may wait for more urgent work."""
         self.digests: dict[tuple[str, ...], str] = {}
+        """`templates_digest` results, by the templates named."""
 
     def templates_digest(self, *names: str) -> str:
         """A hash of the templates `names` and of every template they extend, include,
