@@ -9,12 +9,13 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Route, expect
 
 pytestmark = pytest.mark.browser
 
@@ -138,3 +139,28 @@ def test_a_tab_reloads_only_when_its_own_page_changes(server: Server, rich: Path
     assert other.evaluate("() => window.notReloaded === true")
     for tab in (page, other, front):
         tab.close()
+
+
+def test_a_page_rewritten_while_it_loads_still_reloads(server: Server, rich: Path, browser) -> None:  # type: ignore[no-untyped-def]
+    """The front page is served, then rewritten (an edit's listings) before its reload
+    script loads: the tab must still reload. It compares the page's version with the one
+    the page was served with, not with the site's when the script came."""
+
+    def front_version() -> int:
+        with urllib.request.urlopen(server.url + "_claimpress/version?page=/") as response:
+            return int(response.read())
+
+    def edit_first(route: Route) -> None:
+        before = front_version()
+        edit(rich / "claims/is-the-sky-blue.yaml", "looks blue on", "looks cerulean on")
+        deadline = time.monotonic() + WAIT_MS / 1000
+        while front_version() <= before:  # the listings, front page included, are written
+            assert time.monotonic() < deadline, "the front page was not rewritten"
+            time.sleep(0.05)
+        route.continue_()
+
+    page = browser.new_page()
+    page.route("**/_claimpress/livereload.js", edit_first, times=1)  # not after the reload
+    page.goto(server.url)
+    expect(page.locator(".claim-list")).to_contain_text("looks cerulean on", timeout=WAIT_MS)
+    page.close()

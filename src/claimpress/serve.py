@@ -147,12 +147,21 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
     preview: Preview
 
+    served = 0
+    """The version of the page being served, taken before it is read (`do_GET`)."""
+
     def end_headers(self) -> None:
         self.send_header("Cache-Control", "no-store")
+        # For livereload.js, which compares it with the page's version as it changes.
+        self.send_header("Server-Timing", f'claimpress;desc="{self.served}"')
         super().end_headers()
 
     def do_GET(self) -> None:
         path, _, query = self.path.partition("?")
+        # Before the file is read: a page rewritten meanwhile reloads once more than it
+        # needs to, never not at all (which the site's version when its reload script
+        # loaded, a moment later, allowed).
+        self.served = self.preview.page_version(path)
         with self.preview.lock:
             version, error = str(self.preview.version), self.preview.error
         if path == PREFIX + "version":
