@@ -262,8 +262,6 @@ class LiveSite:
         self.pending = threading.Event()
         self.idle = threading.Event()
         self.idle.set()
-        self.manifest_due = False
-        """Whether `out`'s manifest is missing files written since (an edit's)."""
 
     @contextlib.contextmanager
     def first(self) -> Iterator[None]:
@@ -365,11 +363,9 @@ class LiveSite:
                 _replace(path, data)
         if written and not manifest:
             (self.out / MANIFEST).unlink(missing_ok=True)
-        self.manifest_due |= bool(written)
-        if manifest and self.manifest_due:
+        elif manifest and (written or not (self.out / MANIFEST).exists()):
             # Keeps `write_site`'s reuse of unchanged files right at the next full build.
             _replace(self.out / MANIFEST, manifest_text(self.digests).encode())
-            self.manifest_due = False
         return written
 
     def _keep_search(self, fresh: Path, _digests: dict[str, str]) -> None:
@@ -465,11 +461,11 @@ class LiveSite:
         """Write a file a megabyte at a time, stopping while an edit is applied: the disk
         writing claims.json (150 MB at 10,000 claims) held an edit's three small files up
         to a second."""
-        view = memoryview(data)
+        view, step = memoryview(data), 1 << 20
         with open(path, "wb") as handle:
-            for start in range(0, len(view), 1 << 20):
+            for start in range(0, len(view), step):
                 self.unhurried.wait()
-                handle.write(view[start : start + (1 << 20)])
+                handle.write(view[start : start + step])
 
     def _index(self) -> None:
         """Index the site as it is now and swap the new index in."""

@@ -168,13 +168,15 @@ class Renderer:
         them depends on besides its values. Of the whole theme when one names another by a
         variable (what it uses cannot be told without rendering it)."""
         key = tuple(sorted(names))
-        known = self.digests.get(key)
-        if known is not None:
-            return known
+        if key not in self.digests:
+            self.digests[key] = self._closure_digest(key)
+        return self.digests[key]
+
+    def _closure_digest(self, names: tuple[str, ...]) -> str:
         loader = self.env.loader
         assert loader is not None
         digest = hashlib.sha256()
-        todo, seen = list(key), set()
+        todo, seen = list(names), set()
         while todo:
             name = todo.pop(0)
             if name in seen:
@@ -186,11 +188,9 @@ class Renderer:
                 digest.update(len(data).to_bytes(8, "big") + data)
             used = _referenced(self.env.parse(source, name))
             if used is None:
-                self.digests[key] = "theme " + theme_digest(self.root).hex()
-                return self.digests[key]
+                return "theme " + theme_digest(self.root).hex()
             todo += sorted(used)
-        self.digests[key] = digest.hexdigest()
-        return self.digests[key]
+        return digest.hexdigest()
 
     def paced(self, items: Iterable[T]) -> Iterator[T]:
         """`items`, calling `pause` before every 256th: for a listing's loops outside its
