@@ -113,6 +113,13 @@ def test_a_broken_theme_template_is_a_located_error(project: Path) -> None:
     result = run_cli("build", cwd=project)
     assert result.code == 1
     assert "error: templates/index.html:1: template error: " in result.err
+    (project / "templates" / "index.html").unlink()
+    for name in ("claim.html", "_claim_item.html"):  # read before any rendering, for keys
+        (project / "templates" / name).write_text("{% if %}\n")
+        result = run_cli("build", cwd=project)
+        assert result.code == 1
+        assert f"error: templates/{name}:1: template error: " in result.err
+        (project / "templates" / name).unlink()
     assert tree(project / "build") == before
     assert sorted(p.name for p in project.iterdir() if p.name.startswith(".build")) == [
         ".build.lock"]

@@ -182,11 +182,11 @@ class Renderer:
             if name in seen:
                 continue
             seen.add(name)
-            source = loader.get_source(self.env, name)[0]
+            source, filename, _ = loader.get_source(self.env, name)
             for part in (name, source):
                 data = part.encode()
                 digest.update(len(data).to_bytes(8, "big") + data)
-            used = _referenced(self.env.parse(source, name))
+            used = _referenced(self.env.parse(source, name, filename))  # errors name the file
             if used is None:
                 return "theme " + theme_digest(self.root).hex()
             todo += sorted(used)
