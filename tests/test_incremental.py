@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib.util
 import os
+import re
 import shutil
 import time
 from collections import Counter
@@ -428,6 +429,27 @@ def test_a_claim_approved_after_it_was_cached_is_seen_as_approved(builds: Builds
     assert f"claims/{slug}/index.html" in builds.same()
 
 
+def test_an_approval_goes_stale_when_a_shared_source_it_draws_on_changes(builds: Builds) -> None:
+    root = builds.root
+    site = root / "site.yaml"
+    site.write_text(site.read_text() + "require_approval: true\n")
+    claim = sorted((root / "claims").iterdir())[0]
+    # The source of a shared figure the claim shows, which the claim does not cite itself.
+    k = int(re.findall(r"\{shared_fig_(\d+)", claim.read_text())[0]) % 40
+    assert f"[@shared-{k}]" not in claim.read_text()
+    builds.same()
+    approve(gather(root), claim.stem, "An Editor", None, dt.datetime(2026, 2, 1, tzinfo=dt.UTC))
+    problems = gather(root).problems
+    assert not any(p.rule == "needs-approval" for p in problems if claim.stem in p.path)
+    sources = root / "sources" / "shared.yaml"
+    sources.write_text(sources.read_text().replace(f"Shared dataset {k}\n", "Retitled\n"))
+    warm = gather(root).problems
+    assert any(p.rule == "needs-approval" for p in warm if claim.stem in p.path)
+    with builds.monkeypatch.context() as m:
+        m.setenv("CLAIMPRESS_NO_CACHE", "1")
+        assert gather(root).problems == warm
+
+
 def test_a_pack_drops_unused_entries_and_the_leftovers_of_killed_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -485,3 +507,55 @@ def test_a_build_drops_the_rendered_cache_of_earlier_versions(builds: Builds) ->
     (old / ("cd" * 32)).write_bytes(b"old")
     builds.same()
     assert not old.exists()
+
+
+def test_a_registry_edit_gathers_again_only_the_claims_that_read_what_changed(
+    builds: Builds,
+) -> None:
+    root, reads = builds.root, _reads(builds.monkeypatch)
+    builds.monkeypatch.setattr(project, "SETTLED_NS", -3600 * 10**9)
+    claims = sorted((root / "claims").iterdir())
+    figures = root / "figures" / "shared.yaml"
+
+    def gathered_again() -> list[str]:
+        """The claim files a warm build reads (its output checked against a cold one)."""
+        reads.clear()
+        warm = builds.warm()
+        again = sorted(reads)
+        assert warm == builds.cold()
+        return again
+
+    def using(figure: str) -> list[str]:
+        return sorted(p.name for p in claims if re.search(f"{{{figure}[:}}]", p.read_text()))
+
+    figure = next(f"shared_fig_{k}" for k in range(30) if using(f"shared_fig_{k}"))
+    assert 0 < len(using(figure)) < len(claims)
+    builds.same()
+    text = figures.read_text()
+    value = text.index("value: ", text.index(f"\n{figure}:"))
+    figures.write_text(text[:value] + "value: 7" + text[value + len("value: ") :])
+    assert gathered_again() == using(figure)
+
+    # A shared figure no claim uses: nothing is gathered again.
+    figures.write_text(figures.read_text() + "unused_fig:\n  value: 12\n  source: shared-0\n")
+    assert gathered_again() == []
+
+    # A claim naming a figure the registry lacks walked the registry for a suggestion: a
+    # figure added there may be the one it meant, so it is gathered again.
+    claims[1].write_text(
+        claims[1].read_text().replace("summary: >-\n", "summary: >-\n  {later_fig}\n", 1)
+    )
+    assert any("unknown figure `{later_fig}`" in p.message for p in gather(root).problems)
+    figures.write_text(figures.read_text() + "later_fig:\n  value: 5\n  source: shared-0\n")
+    assert gathered_again() == [claims[1].name]
+    assert not any("later_fig" in p.message for p in gather(root).problems)
+
+    # A number typed into prose is matched against every shared figure's value: a new one
+    # of that value is suggested (the first by name), so the claim is gathered again.
+    claims[2].write_text(
+        claims[2].read_text().replace("summary: >-\n", "summary: >-\n  About 61,234,567.\n", 1)
+    )
+    assert "it matches figure" not in str(gather(root).problems)
+    figures.write_text(figures.read_text() + "a_fig:\n  value: 61234567\n  source: shared-0\n")
+    assert gathered_again() == [claims[2].name]
+    assert "it matches figure `a_fig`" in str(gather(root).problems)

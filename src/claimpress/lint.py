@@ -14,6 +14,7 @@ import ast
 import datetime as dt
 import functools
 import re
+from collections import ChainMap
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -344,18 +345,20 @@ def typed_value(match: re.Match[str]) -> tuple[Decimal, Decimal, str]:
 
 def untraced_number(ctx: Context) -> Iterator[Finding]:
     """A number typed into prose rather than shown from a figure."""
-    values = _values(ctx)
     for loc, text, _ in prose_fields(ctx.page):
         for match in typed_numbers(text):
             subject = " ".join(match[0].split())
             value, step, spec = typed_value(match)
             message = f"`{subject}` is typed into prose; no figure produces it"
             close = significant_digits(match["number"], exact=True) or 0
-            same = [
-                name
-                for name, v in sorted(values.items())
-                if close >= 2 and abs(v - value) * 2 <= step
-            ]
+            same = (
+                sorted(
+                    {f.name for f in ctx.page.figures if abs(f.value - value) * 2 <= step}
+                    | {*ctx.registry.near(value, step)}
+                )
+                if close >= 2
+                else []
+            )
             if same:
                 ref = f"{{{same[0]}{':' + spec if spec else ''}}}"
                 message += f"; it matches figure `{same[0]}`: write {ref}"
@@ -676,10 +679,9 @@ def prose_fields(page: Page) -> Iterator[tuple[tuple[str | int, ...], str, bool]
         yield ("follow_up", i), question, False
 
 
-def _values(ctx: Context) -> dict[str, Decimal]:
-    values = dict(ctx.registry.values)
-    values.update({f.name: f.value for f in ctx.page.figures})
-    return values
+def _values(ctx: Context) -> Mapping[str, Decimal]:
+    values = {f.name: f.value for f in ctx.page.figures}
+    return ChainMap(values, ctx.registry.values)  # type: ignore[arg-type]
 
 
 def _join(items: list[str]) -> str:

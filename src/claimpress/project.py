@@ -21,7 +21,7 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, tokenize_pattern
 
 from . import clock, lint
-from .approvals import Approval, approved_page, content_hash, load_approvals
+from .approvals import Approval, approved_page, content_hash, load_approvals, used_entries
 from .cache import Pack
 from .load import (
     CLAIMS_DIR,
@@ -49,7 +49,8 @@ class Summary(NamedTuple):
     path: Path
     rel: str
     key: str
-    """The claim's cache key: its path and bytes in the project's context."""
+    """The claim's cache key: its path and bytes, and what gathering it found of the shared
+    registry (`Registry.fingerprint`), in the project's context."""
     slug: str | None
     """The file's slug when it validated (it then has a `ClaimFile`), else None."""
     resolved: bool
@@ -314,7 +315,6 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
                 problems.append(problem)
                 continue
             data, found = read(path, rel)
-            context += [rel.encode(), data or b""]
             loaded, found = load_registry(path, rel, folder, data) if data else (None, found)
             problems += found
             if loaded:
@@ -338,16 +338,32 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
         )
         return lints.key(summary.key, when, repr(approval), str(matches)), approval, matches
 
-    def findings(summary: Summary, page: Page) -> bytes:
+    def findings(summary: Summary, page: Page, registry: Registry = registry) -> bytes:
         """The review rules' findings on one claim, pickled for the lint pack."""
         _, approval, matches = lint_key(summary)
         context = lint.Context(page, registry, site, today, approval, matches)
         return pickle.dumps(lint.lint_claim(context), protocol=5)
 
-    def compute(item: tuple[Path, str, str, bytes]) -> tuple[bytes, bytes | None, bytes | None]:
-        path, rel, key, data = item
-        claim, page, found = load_and_resolve(path, rel, data, registry, site, render=render)
-        content = content_hash(page, registry) if page and page.slug in approvals else ""
+    def keyed(base: str) -> str | None:
+        """The key of the claim file whose path and bytes have the key `base`, given what
+        gathering it read of the registry (as of this run's registry); None before that."""
+        reads = summaries.get(base)
+        if reads is None:
+            return None
+        return summaries.key(base, registry.fingerprint(pickle.loads(reads)))
+
+    def compute(
+        item: tuple[Path, str, str, bytes],
+    ) -> tuple[bytes, str, bytes, bytes | None, bytes | None]:
+        path, rel, base, data = item
+        reading = registry.reading()
+        claim, page, found = load_and_resolve(path, rel, data, reading, site, render=render)
+        content = ""
+        if page is not None:
+            # What the approval hash reads is read whether or not it is needed now, so
+            # that a claim approved later is hashed against the registry its key holds.
+            used_entries(page, reading)
+            content = content_hash(page, reading) if page.slug in approvals else ""
         status, checked_on, latest = (
             (claim.claim.status, claim.claim.checked_on, lint.latest_date(claim.claim))
             if claim is not None
@@ -356,7 +372,7 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
         summary = Summary(
             path,
             rel,
-            key,
+            "",
             claim.slug if claim else None,
             page is not None,
             status,
@@ -366,8 +382,10 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
             latest,
         )
         entry = _packed_entry(claim, page) if claim and render else None
-        found_by_rules = findings(summary, page) if page is not None else None
-        return _packed(summary), entry, found_by_rules
+        found_by_rules = findings(summary, page, reading) if page is not None else None
+        key = summaries.key(base, registry.fingerprint(reading.read))
+        reads = pickle.dumps(reading.read, protocol=5)
+        return reads, key, _packed(summary), entry, found_by_rules
 
     files: list[Summary | tuple[Path, str, str]] = []
     todo: list[tuple[Path, str, str, bytes]] = []
@@ -382,19 +400,20 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
             continue
         stat, recorded = _stat(path), known.get(rel)
         if recorded is not None and recorded[0] == stat:
-            key, data = recorded[1], None
+            base, data = recorded[1], None
             seen_as[rel] = recorded
         else:
             data, found = read(path, rel)
             if data is None:
                 problems += found
                 continue
-            key = summaries.key(rel, data)
+            base = summaries.key(rel, data)
             if stat is not None and max(stat[3:]) < settled:
                 # Read after `stat`: a change since came later, and changed its times.
-                seen_as[rel] = (stat, key)
-        blob = summaries.get(key)
-        if blob is not None:
+                seen_as[rel] = (stat, base)
+        key = keyed(base)
+        blob = summaries.get(key) if key is not None else None
+        if key is not None and blob is not None:
             summary = Summary(path, rel, key, *pickle.loads(blob))
             if summary.slug is None or not render or pack.has(key):
                 files.append(summary)
@@ -404,9 +423,9 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
             if data is None:
                 problems += found
                 continue
-            key = summaries.key(rel, data)  # the same, unless it changed since `stat`
-        files.append((path, rel, key))
-        todo.append((path, rel, key, data))
+            base = summaries.key(rel, data)  # the same, unless it changed since `stat`
+        files.append((path, rel, base))
+        todo.append((path, rel, base, data))
     if seen_as != known:
         summaries.put(stats_key, pickle.dumps(seen_as, protocol=5))
     computed = iter(fork_map(compute, todo))
@@ -414,9 +433,10 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
     gathered: list[Summary] = []
     for item in files:
         if not isinstance(item, Summary):
-            blob, entry, found_by_rules = next(computed)
-            summaries.put(item[2], blob)
-            item = Summary(*item, *pickle.loads(blob))
+            reads, key, blob, entry, found_by_rules = next(computed)
+            summaries.put(item[2], reads)
+            summaries.put(key, blob)
+            item = Summary(item[0], item[1], key, *pickle.loads(blob))
             if entry is not None:
                 pack.put(item.key, entry)
             if found_by_rules is not None:

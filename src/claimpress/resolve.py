@@ -9,10 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import functools
+import hashlib
 import html
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections import ChainMap
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Generic, TypeVar
@@ -50,14 +52,105 @@ class Entry(Generic[T]):
         return f"{self.file.rel}:{line}:{col}"
 
 
+Read = tuple[str, object]
+"""One thing a claim read of the registry: `("source", key)`, `("figure", key)` or
+`("value", key)`, found or not; `(table, None)` for a whole table it walked;
+`("near", (value, step))` for the figures whose value a typed number matches."""
+
+
 @dataclass(frozen=True)
 class Registry:
     """Sources and figures defined once under `sources/` and `figures/` for every claim."""
 
-    sources: dict[str, Entry[Source]] = field(default_factory=dict)
-    figures: dict[str, Entry[Figure]] = field(default_factory=dict)
-    values: dict[str, Decimal] = field(default_factory=dict)
+    sources: Mapping[str, Entry[Source]] = field(default_factory=dict)
+    figures: Mapping[str, Entry[Figure]] = field(default_factory=dict)
+    values: Mapping[str, Decimal] = field(default_factory=dict)
     """The registry's figures, computed once."""
+    answers: dict[Read, str] = field(default_factory=dict, repr=False, compare=False)
+    """What each `Read` finds here, worked out once (`fingerprint`)."""
+
+    def near(self, value: Decimal, step: Decimal) -> list[str]:
+        """The names of the figures within half a `step` of `value` (which a number typed
+        at that precision matches), sorted."""
+        return sorted(name for name, v in self.values.items() if abs(v - value) * 2 <= step)
+
+    def reading(self) -> Reading:
+        """A view of this registry that notes what is read of it (`Reading.read`)."""
+        return Reading(self)
+
+    def fingerprint(self, reads: Iterable[Read]) -> str:
+        """A hash of what `reads` find in this registry. A claim whose reads find the same
+        resolves and lints the same, so its cache key holds this instead of the registry."""
+        answers = sorted(f"{read!r}={self._answer(read)}" for read in reads)
+        return hashlib.sha256("\n".join(answers).encode()).hexdigest()
+
+    def _answer(self, read: Read) -> str:
+        answer = self.answers.get(read)
+        if answer is None:
+            table, key = read
+            if table == "near":
+                assert isinstance(key, tuple)
+                answer = repr(self.near(*key))
+            elif key is None:
+                answer = self.fingerprint((table, k) for k in self._table(table))
+            elif table == "value":
+                answer = repr(self.values.get(str(key)))
+            else:
+                entry = (self.sources if table == "source" else self.figures).get(str(key))
+                answer = "" if entry is None else entry.where() + entry.item.model_dump_json()
+            self.answers[read] = answer
+        return answer
+
+    def _table(self, name: str) -> Mapping[str, object]:
+        tables: dict[str, Mapping[str, object]] = {
+            "source": self.sources,
+            "figure": self.figures,
+            "value": self.values,
+        }
+        return tables[name]
+
+
+class Reading(Registry):
+    """A registry that notes in `read` every key looked up in it (found or not), every
+    table walked whole and every `near` asked."""
+
+    read: set[Read]
+
+    def __init__(self, registry: Registry) -> None:
+        read: set[Read] = set()
+        super().__init__(
+            _Noted(registry.sources, "source", read),
+            _Noted(registry.figures, "figure", read),
+            _Noted(registry.values, "value", read),
+        )
+        object.__setattr__(self, "read", read)
+
+    def near(self, value: Decimal, step: Decimal) -> list[str]:
+        self.read.add(("near", (value, step)))
+        return super().near(value, step)
+
+
+class _Noted(Mapping[str, T]):
+    """A table of the registry that notes what is read of it."""
+
+    def __init__(self, table: Mapping[str, T], name: str, read: set[Read]) -> None:
+        self.table, self.name, self.read = table, name, read
+
+    def __getitem__(self, key: str) -> T:
+        self.read.add((self.name, key))
+        return self.table[key]
+
+    def __contains__(self, key: object) -> bool:
+        self.read.add((self.name, key))
+        return key in self.table
+
+    def __iter__(self) -> Iterator[str]:
+        self.read.add((self.name, None))
+        return iter(self.table)
+
+    def __len__(self) -> int:
+        self.read.add((self.name, None))
+        return len(self.table)
 
 
 @dataclass(frozen=True)
@@ -140,20 +233,20 @@ class Page:
 
 def build_registry(files: Sequence[RegistryFile]) -> tuple[Registry, list[Problem]]:
     """Merge the registry files, refusing a key defined twice, and compute shared figures."""
-    registry = Registry()
+    sources: dict[str, Entry[Source]] = {}
+    figures: dict[str, Entry[Figure]] = {}
     problems: list[Problem] = []
     for file in files:
-        problems += _merge(registry.sources, file.sources, file, (), "source")
-        problems += _merge(registry.figures, file.figures, file, (), "figure")
-    for name, entry in registry.figures.items():
+        problems += _merge(sources, file.sources, file, (), "source")
+        problems += _merge(figures, file.figures, file, (), "figure")
+    for name, entry in figures.items():
         source = entry.item.source
-        if source is not None and source not in registry.sources:
+        if source is not None and source not in sources:
             problems.append(
-                entry.file.problem((name, "source"), _unknown("source", source, registry.sources))
+                entry.file.problem((name, "source"), _unknown("source", source, sources))
             )
-    values, figure_problems = _compute(registry.figures, {})
-    registry.values.update(values)
-    return registry, problems + figure_problems
+    values, figure_problems = _compute(figures, {})
+    return Registry(sources, figures, values), problems + figure_problems
 
 
 _UNRENDERED = Block(Markup(""), "", "")
@@ -167,8 +260,9 @@ def resolve_claim(
     only the problems and the page's structure, never its prose."""
     claim = file.claim
     problems: list[Problem] = []
-    sources: dict[str, Entry[Source]] = dict(registry.sources)
-    figures: dict[str, Entry[Figure]] = dict(registry.figures)
+    # The registry's tables are looked into, never copied: a `Reading` notes what is used.
+    sources: ChainMap[str, Entry[Source]] = ChainMap({}, registry.sources)  # type: ignore[arg-type]
+    figures: ChainMap[str, Entry[Figure]] = ChainMap({}, registry.figures)  # type: ignore[arg-type]
     problems += _merge(sources, claim.sources, file, ("sources",), "source")
     problems += _merge(figures, claim.figures, file, ("figures",), "figure")
     for name, item in claim.figures.items():
@@ -244,7 +338,7 @@ def resolve_claim(
     if any(p.severity == "error" for p in problems):
         return None, problems
 
-    all_values = {**registry.values, **values}
+    all_values = ChainMap(values, registry.values)  # type: ignore[arg-type]
     occurrences: dict[int, int] = {}
 
     def occurrence(number: int) -> int:
@@ -342,7 +436,7 @@ def question_key(question: str) -> str:
 
 
 def _merge(
-    table: dict[str, Entry[T]],
+    table: MutableMapping[str, Entry[T]],
     items: Mapping[str, T],
     file: Located,
     prefix: tuple[str, ...],
