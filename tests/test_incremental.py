@@ -233,6 +233,36 @@ def test_a_template_edit_renders_again_only_what_uses_that_template(
     assert rendered.count("claim.html") == claims
 
 
+def test_a_project_moved_with_its_cache_stays_warm(builds: Builds, rendered: list[str]) -> None:
+    """Keys hold where the project is from the working folder (messages name files from
+    there), not where either is: a project renamed or cloned elsewhere keeps its cache."""
+    builds.monkeypatch.setenv("CLAIMPRESS_JOBS", "1")  # claims rendered where they are counted
+    reads = _reads(builds.monkeypatch)
+    builds.monkeypatch.setattr(project, "SETTLED_NS", -3600 * 10**9)
+    # A theme of the project's own, which names a template by a variable: claim pages then
+    # depend on the whole theme.
+    (builds.root / "templates").mkdir()
+    theme = (REPO / "templates" / "claim.html").read_text()
+    dynamic = theme.replace('{% extends "base.html" %}', '{% extends ["base.html"][0] %}')
+    assert dynamic != theme
+    (builds.root / "templates" / "claim.html").write_text(dynamic)
+    builds.monkeypatch.chdir(builds.root)
+    first = builds.same()
+    moved = builds.root.rename(builds.scratch / "moved")
+    builds.monkeypatch.chdir(moved)
+    builds.root = moved
+    reads.clear()
+    rendered.clear()
+    assert builds.warm() == first
+    assert reads == [] and "claim.html" not in rendered
+    assert not [t for t in rendered if t.startswith("_")]
+    # From another folder, messages name the files differently: nothing is reused.
+    builds.monkeypatch.chdir(builds.scratch)
+    rendered.clear()
+    assert builds.warm() == first
+    assert "claim.html" in rendered
+
+
 def test_the_templates_a_template_uses_are_read_from_it() -> None:
     parse = jinja2.Environment().parse
     source = (

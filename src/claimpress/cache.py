@@ -3,14 +3,14 @@
 `.claimpress-cache/` holds one `Pack` per kind of work: `summaries/` and `claims/` what
 loading and resolving each claim found (its problems, its validated file and page), keyed by
 the claim's bytes, its path, the site settings, what it read of the shared registry
-(`Registry.fingerprint`), the working folder and claimpress's own code; `lint/` the review
-rules' findings (also keyed by the approval, and by the date when it changes them);
-`rendered/` each claim's rendered files (also keyed by the templates); `listed/` the listing
-pages' fragments (`Renderer.fragment`). `spare/` holds no pack but the build before the
-current one, which the next build writes over (`site.write_site`). A changed input is a new
-key, so a stale entry is never read; entries no run used are dropped. Pickles can run code
-when loaded, so every entry is signed with a secret kept outside the project (in the user's
-cache folder): a planted file is ignored, not loaded.
+(`Registry.fingerprint`), where the project is from the working folder and claimpress's own
+code; `lint/` the review rules' findings (also keyed by the approval, and by the date when
+it changes them); `rendered/` each claim's rendered files (also keyed by the templates);
+`listed/` the listing pages' fragments (`Renderer.fragment`). `spare/` holds no pack but the
+build before the current one, which the next build writes over (`site.write_site`). A
+changed input is a new key, so a stale entry is never read; entries no run used are dropped.
+Pickles can run code when loaded, so every entry is signed with a secret kept outside the
+project (in the user's cache folder): a planted file is ignored, not loaded.
 """
 
 from __future__ import annotations

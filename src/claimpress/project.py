@@ -308,7 +308,9 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
     if bad_format:
         problems.append(site_file.problem(("date_format",), bad_format))
     registry_files: list[RegistryFile] = []
-    context = [site.model_dump_json().encode(), str(Path.cwd()).encode()]
+    # Messages name files relative to the working folder: where the project is from there
+    # is part of every key (not where either is, so a project moved along keeps its cache).
+    context = [site.model_dump_json().encode(), os.path.relpath(root, Path.cwd()).encode()]
     for folder in (SOURCES_DIR, FIGURES_DIR):
         for path, rel, problem in input_files(root, folder):
             if problem:

@@ -53,10 +53,10 @@ def theme_dirs(root: Path) -> list[Path]:
 def theme_digest(root: Path) -> bytes:
     """A hash of every file of the theme in use (the project's overrides and the default)."""
     digest = hashlib.sha256()
-    for theme in theme_dirs(root):
+    for i, theme in enumerate(theme_dirs(root)):  # where the folders are does not count
         for path in sorted(theme.rglob("*")):
             if path.is_file():
-                digest.update(f"{theme}\0{path.relative_to(theme)}\0".encode())
+                digest.update(f"{i}\0{path.relative_to(theme)}\0".encode())
                 digest.update(path.read_bytes())
     return digest.digest()
 
