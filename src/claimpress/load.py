@@ -80,6 +80,17 @@ class ClaimFile(Located):
 
 
 @dataclass(frozen=True)
+class Unvalidated(Located):
+    """A claim file that parsed but did not validate: what resolving can still check in it
+    (`resolve.unresolved`)."""
+
+    value: Any
+    """The file's content as plain values (dicts, lists, text...)."""
+    data: bytes = field(default=b"", repr=False, compare=False)
+    """The file's bytes, to locate problems inside prose."""
+
+
+@dataclass(frozen=True)
 class RegistryFile(Located):
     """A file of shared sources or figures."""
 
@@ -284,8 +295,9 @@ def _step(typ: Any, part: str | int) -> Any:
 
 def load_claim(
     path: Path, rel: str, data: bytes | None = None
-) -> tuple[ClaimFile | None, list[Problem]]:
-    """One claim file (its bytes when already read), validated, or every problem in it."""
+) -> tuple[ClaimFile | Unvalidated | None, list[Problem]]:
+    """One claim file (its bytes when already read), validated, or every problem in it
+    (and, when it parsed, the file as parsed: resolving may find more)."""
     problem = slug_problem(path.stem)
     if problem:
         return None, [Problem(rel, 0, 0, "", problem)]
@@ -294,8 +306,10 @@ def load_claim(
     if data is None:
         return None, problems
     claim, root, problems = parse_model(data, rel, Claim)
-    if claim is None or root is None:
+    if root is None:
         return None, problems
+    if claim is None:
+        return Unvalidated(rel, root, yamltree.to_python(root), data), problems
     return ClaimFile(rel, root, path.stem, claim, hashlib.sha256(data).hexdigest(), data), []
 
 
@@ -346,7 +360,7 @@ def load_site(path: Path, rel: str) -> tuple[Site | None, Located | None, list[P
 
 
 def locate_in_field(
-    file: ClaimFile, loc: tuple[str | int, ...], value: str, offset: int
+    file: ClaimFile | Unvalidated, loc: tuple[str | int, ...], value: str, offset: int
 ) -> tuple[int, int] | None:
     """Line and column of `value[offset]` in the file, for a field written plain, quoted or
     as a block (`>-`, `|`); None when the layout cannot be mapped with certainty."""

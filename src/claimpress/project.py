@@ -31,6 +31,7 @@ from .load import (
     ClaimFile,
     Located,
     RegistryFile,
+    Unvalidated,
     load_claim,
     load_registry,
     load_site,
@@ -39,7 +40,14 @@ from .load import (
 from .model import Site
 from .parallel import fork_map, gc_paused
 from .problems import Problem, ProblemsFound, errors
-from .resolve import Page, Registry, build_registry, link_follow_ups, resolve_claim
+from .resolve import (
+    Page,
+    Registry,
+    build_registry,
+    link_follow_ups,
+    resolve_claim,
+    unresolved,
+)
 from .yamltree import Node
 
 
@@ -556,6 +564,8 @@ def load_and_resolve(
     """One claim file from its bytes: validated, then resolved (its prose rendered when
     `render`)."""
     claim, found = load_claim(path, rel, data)
+    if isinstance(claim, Unvalidated):
+        return None, None, found + unresolved(claim, registry, site)
     if claim is None:
         return None, None, found
     page, more = resolve_claim(claim, registry, site, render=render)

@@ -17,13 +17,13 @@ from collections import ChainMap
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from markupsafe import Markup
 
 from . import figures as fig
 from . import prose
-from .load import ClaimFile, Located, RegistryFile, locate_in_field
+from .load import ClaimFile, Located, RegistryFile, Unvalidated, locate_in_field
 from .model import Claim, Correction, Figure, Rating, Site, Source
 from .problems import Problem
 from .prose import Block, Cite, FigureRef
@@ -259,69 +259,34 @@ def resolve_claim(
     prose blocks are left empty (rendering finds no problems): for `check`, which needs
     only the problems and the page's structure, never its prose."""
     claim = file.claim
-    problems: list[Problem] = []
-    # The registry's tables are looked into, never copied: a `Reading` notes what is used.
-    sources: ChainMap[str, Entry[Source]] = ChainMap({}, registry.sources)  # type: ignore[arg-type]
-    figures: ChainMap[str, Entry[Figure]] = ChainMap({}, registry.figures)  # type: ignore[arg-type]
-    problems += _merge(sources, claim.sources, file, ("sources",), "source")
-    problems += _merge(figures, claim.figures, file, ("figures",), "figure")
-    for name, item in claim.figures.items():
-        if item.source is not None and item.source not in sources:
-            problems.append(
-                file.problem(("figures", name, "source"), _unknown("source", item.source, sources))
-            )
+    fields = _prose_fields(
+        claim.summary,
+        [(s.heading, s.body) for s in claim.sections],
+        claim.limitations,
+        [c.note for c in claim.corrections],
+    )
+    figure_sources = {name: item.source for name, item in claim.figures.items() if item.source}
+    refs = _References(file, claim.sources, claim.figures, figure_sources, registry)
+    problems = refs.problems
+    sources, figures = refs.sources, refs.figures
     local = {name: figures[name] for name in claim.figures}
     values, figure_problems = _compute(local, registry.values)
     problems += figure_problems
+    rating = refs.rating(claim.verdict, site)
 
-    rating = None
-    if claim.verdict is not None:
-        names = [r.name for r in site.rating_scale]
-        rating = next((r for r in site.rating_scale if r.name == claim.verdict), None)
-        if rating is None:
-            problems.append(
-                file.problem(
-                    ("verdict",),
-                    "no verdict in site.yaml's rating_scale"
-                    if not names
-                    else _unknown("verdict", claim.verdict, names),
-                )
-            )
-
-    # Parse every prose field, in page order: citations are numbered by first use.
-    fields: list[tuple[tuple[str | int, ...], str, bool]] = [(("summary",), claim.summary, False)]
-    for i, section in enumerate(claim.sections):
-        fields += [
-            (("sections", i, "heading"), section.heading, True),
-            (("sections", i, "body"), section.body, False),
-        ]
-    fields += [(("limitations", i), text, False) for i, text in enumerate(claim.limitations)]
-    fields += [(("corrections", i, "note"), c.note, False) for i, c in enumerate(claim.corrections)]
-    parsed: list[prose.Parsed] = []
+    # Every prose field, in page order: citations are numbered by first use.
+    parsed = [refs.parse(loc, text) for loc, text, _ in fields]
     numbers: dict[str, int] = {}
     counts: dict[str, int] = {}
     used_figures: set[str] = set()
-    for loc, text, _ in fields:
-        try:
-            parsed_text = prose.parse(text)
-        except prose.ProseError as exc:
-            problems.append(file.problem(loc, str(exc)))
-            parsed.append(prose.Parsed("", ()))
-            continue
-        parsed.append(parsed_text)
+    for (loc, _, _), parsed_text in zip(fields, parsed, strict=True):
         for token in parsed_text.tokens:
             if isinstance(token, Cite):
                 for key in token.keys:
-                    if key not in sources:
-                        message = _unknown("source", f"[@{key}]", [f"[@{k}]" for k in sources])
-                        problems.append(_at_token(file, loc, text, token, message, "@" + key))
-                        continue
-                    numbers.setdefault(key, len(numbers) + 1)
-                    counts[key] = counts.get(key, 0) + 1
-            elif token.name not in figures:
-                message = _unknown("figure", f"{{{token.name}}}", [f"{{{n}}}" for n in figures])
-                problems.append(_at_token(file, loc, text, token, message))
-            else:
+                    if key in sources:
+                        numbers.setdefault(key, len(numbers) + 1)
+                        counts[key] = counts.get(key, 0) + 1
+            elif token.name in figures:
                 used_figures.add(token.name)
                 if token.name in values or token.name in registry.values:
                     value = values.get(token.name, registry.values.get(token.name))
@@ -378,6 +343,122 @@ def resolve_claim(
         rating,
     )
     return page, problems
+
+
+def unresolved(file: Unvalidated, registry: Registry, site: Site) -> list[Problem]:
+    """What resolving finds wrong with a claim file that did not validate, as far as its
+    fields that are what they should be tell: citations and figures its prose names that
+    neither it nor the registry defines, keys the registry defines too, a figure's unknown
+    source, an unknown verdict, broken prose. Validation reports the rest, so that one run
+    reports every problem of the file."""
+    data = file.value if isinstance(file.value, dict) else {}
+
+    def table(name: str) -> dict[str, Any]:
+        found = data.get(name)
+        return found if isinstance(found, dict) else {}
+
+    def items(value: Any) -> list[Any]:
+        return value if isinstance(value, list) else []
+
+    def get(item: Any, key: str) -> Any:
+        return item.get(key) if isinstance(item, dict) else None
+
+    figures = table("figures")
+    figure_sources = {name: get(item, "source") for name, item in figures.items()}
+    refs = _References(file, table("sources"), figures, figure_sources, registry)
+    fields = _prose_fields(
+        data.get("summary"),
+        [(get(s, "heading"), get(s, "body")) for s in items(data.get("sections"))],
+        items(data.get("limitations")),
+        [get(c, "note") for c in items(data.get("corrections"))],
+    )
+    for loc, text, _ in fields:
+        if isinstance(text, str):
+            refs.parse(loc, text)
+    if isinstance(data.get("verdict"), str):
+        refs.rating(data["verdict"], site)
+    return refs.problems
+
+
+ProseField = tuple[tuple[str | int, ...], Any, bool]
+"""A field of prose: where it is, its text, whether it is inline (a heading)."""
+
+
+def _prose_fields(
+    summary: Any, sections: list[tuple[Any, Any]], limitations: list[Any], notes: list[Any]
+) -> list[ProseField]:
+    """The prose fields of a claim in page order."""
+    fields: list[ProseField] = [(("summary",), summary, False)]
+    for i, (heading, body) in enumerate(sections):
+        fields += [
+            (("sections", i, "heading"), heading, True),
+            (("sections", i, "body"), body, False),
+        ]
+    fields += [(("limitations", i), text, False) for i, text in enumerate(limitations)]
+    fields += [(("corrections", i, "note"), note, False) for i, note in enumerate(notes)]
+    return fields
+
+
+class _References:
+    """A claim's sources and figures looked up in it and in the registry, and the problems
+    found in what names them: `problems` grows with each `parse` and `rating`."""
+
+    def __init__(
+        self,
+        file: ClaimFile | Unvalidated,
+        sources: Mapping[str, Any],
+        figures: Mapping[str, Any],
+        figure_sources: Mapping[str, Any],
+        registry: Registry,
+    ) -> None:
+        self.file = file
+        # The registry's tables are looked into, never copied: a `Reading` notes what is used.
+        self.sources: ChainMap[str, Entry[Source]] = ChainMap({}, registry.sources)  # type: ignore[arg-type]
+        self.figures: ChainMap[str, Entry[Figure]] = ChainMap({}, registry.figures)  # type: ignore[arg-type]
+        self.problems = _merge(self.sources, sources, file, ("sources",), "source")
+        self.problems += _merge(self.figures, figures, file, ("figures",), "figure")
+        for name, source in figure_sources.items():
+            if isinstance(source, str) and source not in self.sources:
+                message = _unknown("source", source, self.sources)
+                self.problems.append(file.problem(("figures", name, "source"), message))
+
+    def rating(self, verdict: str | None, site: Site) -> Rating | None:
+        """The site's rating named `verdict`; a problem when there is none."""
+        if verdict is None:
+            return None
+        rating = next((r for r in site.rating_scale if r.name == verdict), None)
+        if rating is None:
+            names = [r.name for r in site.rating_scale]
+            message = (
+                _unknown("verdict", verdict, names)
+                if names
+                else "no verdict in site.yaml's rating_scale"
+            )
+            self.problems.append(self.file.problem(("verdict",), message))
+        return rating
+
+    def parse(self, loc: tuple[str | int, ...], text: str) -> prose.Parsed:
+        """A field of prose parsed (empty when it does not parse, a problem then), each
+        source and figure it names that is not defined a problem."""
+        try:
+            parsed = prose.parse(text)
+        except prose.ProseError as exc:
+            self.problems.append(self.file.problem(loc, str(exc)))
+            return prose.Parsed("", ())
+        for token in parsed.tokens:
+            if isinstance(token, Cite):
+                for key in token.keys:
+                    if key not in self.sources:
+                        known = [f"[@{k}]" for k in self.sources]
+                        message = _unknown("source", f"[@{key}]", known)
+                        self.problems.append(
+                            _at_token(self.file, loc, text, token, message, "@" + key)
+                        )
+            elif token.name not in self.figures:
+                known = [f"{{{n}}}" for n in self.figures]
+                message = _unknown("figure", f"{{{token.name}}}", known)
+                self.problems.append(_at_token(self.file, loc, text, token, message))
+        return parsed
 
 
 def link_follow_ups(pages: Iterable[Page]) -> list[Page]:
@@ -459,7 +540,7 @@ def _merge(
 
 
 def _at_token(
-    file: ClaimFile,
+    file: ClaimFile | Unvalidated,
     loc: tuple[str | int, ...],
     text: str,
     token: prose.Token,
