@@ -73,7 +73,30 @@ def test_theme_and_about_symlinks_outside_are_refused(link: str, project: Path,
     (project / link).parent.mkdir(parents=True, exist_ok=True)
     (project / link).symlink_to(target)
     shown = link if link not in ("templates/static", "templates") else ""
-    refused(project, shown, ("build",))  # the theme is read when rendering, not by check
+    refused(project, shown, ("check", "build") if link.startswith("templates") else ("build",))
+
+
+def test_check_finds_what_a_build_stops_at_in_the_theme(project: Path) -> None:
+    (project / "templates" / "static").mkdir(parents=True)
+    (project / "templates" / "index.html").write_text('{% extends "base.html" %}\n{% if %}\n')
+    (project / "templates" / "_claim_item.html").write_text("\n{{ page.slug | nosuch }}\n")
+    (project / "templates" / "static" / "odd.css").write_text("a { b: '{%' }")  # no template
+    (project / "templates" / "claim.html").write_text(
+        (REPO / "templates" / "claim.html").read_text()
+    )
+    result = run_cli("check", cwd=project)
+    assert result.code == 1
+    assert result.err == (
+        "templates/_claim_item.html:2:1: (file): template error: No filter named 'nosuch'.\n"
+        "templates/index.html:2:1: (file): template error: Expected an expression, got "
+        "'end of statement block'\n"
+        "2 error(s), 0 warning(s)\n"
+    )
+    assert run_cli("build", cwd=project).code == 1
+    for name in ("index.html", "_claim_item.html"):
+        (project / "templates" / name).unlink()
+    assert run_cli("check", cwd=project).code == 0
+    assert run_cli("build", cwd=project).code == 0
 
 
 def test_a_template_failing_in_a_forked_worker_is_a_located_error(

@@ -15,6 +15,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from .load import THEME_DIR
 from .problems import OutputError, Problem, ProblemsFound, SettingError, errors
 from .project import Project, gather, require_clean
 
@@ -121,7 +122,8 @@ def check(
         ReportFormat, typer.Option("--format", help="text for people, json for machines.")
     ] = ReportFormat.text,
 ) -> None:
-    """Validate every claim, source and figure, and lint them; write nothing.
+    """Validate every claim, source and figure, and lint them (and compile the project's own
+    templates); write nothing.
 
     Exit 1 on errors (or on warnings with --strict). Each lint warning ends with its rule
     name, such as [untraced-number]; silence one in the claim file under `lint: ignore:`
@@ -132,6 +134,10 @@ def check(
         try:
             project = gather(State.project, render=False)
             problems = list(project.problems)
+            if (project.root / THEME_DIR).is_dir():  # else Jinja need not even be loaded
+                from .render import theme_problems
+
+                problems = sorted(problems + theme_problems(project.root, project.site))
         except ProblemsFound as exc:
             problems = exc.problems
         if format is ReportFormat.json:

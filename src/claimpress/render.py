@@ -26,12 +26,12 @@ from markupsafe import Markup
 
 from . import __version__, prose
 from .listing import Citing, SourceEntry, Topic, last_change, slugify
+from .load import THEME_DIR
 from .model import Site
+from .problems import Problem
 from .resolve import OpenQuestion, Page
 
 T = TypeVar("T")
-
-THEME_DIR = "templates"
 
 
 def default_theme() -> Path:
@@ -108,6 +108,36 @@ def inside(path: Path, folders: tuple[Path, ...]) -> bool:
     """Whether `path`, symlinks resolved, lies in one of `folders` (already resolved)."""
     real = path.resolve()
     return any(real.is_relative_to(folder) for folder in folders)
+
+
+TEMPLATE_SUFFIXES = (".html", ".xml", ".txt", ".md", ".json")
+"""The files of a theme, outside `static/`, that are templates."""
+
+
+def theme_problems(root: Path, site: Site) -> list[Problem]:
+    """What `build` stops at in the project's own theme, for `check`: a template that does
+    not compile, a file that a symlink takes outside the project."""
+    folder = root / THEME_DIR
+    if not folder.is_dir():
+        return []
+    env = Renderer(root, site).env
+    allowed = (root.resolve(), default_theme().resolve())
+    problems = []
+    for path in sorted(folder.rglob("*")):  # a symlinked folder is listed, not entered
+        rel, name = os.path.relpath(path), path.relative_to(folder).as_posix()
+        template = path.suffix in TEMPLATE_SUFFIXES and not name.startswith("static/")
+        if not inside(path, allowed):
+            message = "symlink leads outside the project; copy the file in instead"
+            problems.append(Problem(rel, 0, 0, "", message))
+        elif template and path.is_file():
+            try:
+                env.get_template(name)
+            except jinja2.TemplateSyntaxError as exc:
+                line = exc.lineno or 0
+                problems.append(
+                    Problem(rel, line, 1 if line else 0, "", f"template error: {exc.message}")
+                )
+    return problems
 
 
 def template_error(exc: jinja2.TemplateError) -> str:

@@ -30,10 +30,10 @@ import jinja2
 import watchfiles
 
 from .live import Claims, LiveSite, reload_claims
-from .load import CLAIMS_DIR, FIGURES_DIR, SITE_FILE, SOURCES_DIR
+from .load import CLAIMS_DIR, FIGURES_DIR, SITE_FILE, SOURCES_DIR, THEME_DIR
 from .problems import OutputError, ProblemsFound, errors
 from .project import display_path, gather
-from .render import THEME_DIR, template_error
+from .render import template_error
 from .site import ABOUT_FILE
 
 WATCHED_DIRS = (CLAIMS_DIR, SOURCES_DIR, FIGURES_DIR, THEME_DIR)
