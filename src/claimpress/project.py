@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import gc
+import hashlib
 import io
 import os
 import pickle
@@ -316,6 +317,7 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
     if bad_format:
         problems.append(site_file.problem(("date_format",), bad_format))
     registry_files: list[RegistryFile] = []
+    registry_digest = hashlib.sha256()
     # Messages name files relative to the working folder: where the project is from there
     # is part of every key (not where either is, so a project moved along keeps its cache).
     context = [site.model_dump_json().encode(), os.path.relpath(root, Path.cwd()).encode()]
@@ -325,6 +327,8 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
                 problems.append(problem)
                 continue
             data, found = read(path, rel)
+            for part in (rel.encode(), data or b""):
+                registry_digest.update(len(part).to_bytes(8, "big") + part)
             loaded, found = load_registry(path, rel, folder, data) if data else (None, found)
             problems += found
             if loaded:
@@ -358,9 +362,7 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
         """The key of the claim file whose path and bytes have the key `base`, given what
         gathering it read of the registry (as of this run's registry); None before that."""
         reads = summaries.get(base)
-        if reads is None:
-            return None
-        return summaries.key(base, registry.fingerprint(pickle.loads(reads)))
+        return None if reads is None else summaries.key(base, registry.fingerprint(reads))
 
     def compute(
         item: tuple[Path, str, str, bytes],
@@ -393,15 +395,23 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
         )
         entry = _packed_entry(claim, page) if claim and render else None
         found_by_rules = findings(summary, page, reading) if page is not None else None
-        key = summaries.key(base, registry.fingerprint(reading.read))
-        reads = pickle.dumps(reading.read, protocol=5)
-        return reads, key, _packed(summary), entry, found_by_rules
+        reads = reading.noted()
+        return (
+            reads,
+            summaries.key(base, registry.fingerprint(reads)),
+            _packed(summary),
+            entry,
+            found_by_rules,
+        )
 
     files: list[Summary | tuple[Path, str, str]] = []
     todo: list[tuple[Path, str, str, bytes]] = []
+    # Each claim file's stat, key and the key of its summary, for the registry then.
     stats_key = summaries.key("file stats")
     blob = summaries.get(stats_key)
-    known: dict[str, tuple[Stat, str]] = pickle.loads(blob) if blob is not None else {}
+    known: dict[str, tuple[Stat, str, str]]
+    then, known = pickle.loads(blob) if blob is not None else ("", {})
+    same_registry = then == registry_digest.hexdigest()
     seen_as: dict[str, tuple[Stat, str]] = {}
     settled = time.time_ns() - SETTLED_NS
     for path, rel, problem in input_files(root, CLAIMS_DIR):
@@ -409,9 +419,14 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
             problems.append(problem)
             continue
         stat, recorded = _stat(path), known.get(rel)
+        key: str | None
         if recorded is not None and recorded[0] == stat:
-            base, data = recorded[1], None
-            seen_as[rel] = recorded
+            _, base, key = recorded
+            data, seen_as[rel] = None, (stat, base)
+            if not same_registry:
+                key = keyed(base)
+            elif not summaries.has(base):  # (which keeps what it read for the next run)
+                key = None
         else:
             data, found = read(path, rel)
             if data is None:
@@ -421,7 +436,7 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
             if stat is not None and max(stat[3:]) < settled:
                 # Read after `stat`: a change since came later, and changed its times.
                 seen_as[rel] = (stat, base)
-        key = keyed(base)
+            key = keyed(base)
         blob = summaries.get(key) if key is not None else None
         if key is not None and blob is not None:
             summary = Summary(path, rel, key, *pickle.loads(blob))
@@ -436,8 +451,6 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
             base = summaries.key(rel, data)  # the same, unless it changed since `stat`
         files.append((path, rel, base))
         todo.append((path, rel, base, data))
-    if seen_as != known:
-        summaries.put(stats_key, pickle.dumps(seen_as, protocol=5))
     computed = iter(fork_map(compute, todo))
     del todo
     gathered: list[Summary] = []
@@ -454,6 +467,10 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
         gathered.append(item)
         problems += item.problems
     del computed  # the pickles now live in the packs only (saved: read from disk when used)
+    keys = {summary.rel: summary.key for summary in gathered}
+    stats = {rel: (*seen, keys[rel]) for rel, seen in seen_as.items() if rel in keys}
+    if not same_registry or stats != known:
+        summaries.put(stats_key, pickle.dumps((registry_digest.hexdigest(), stats), protocol=5))
     claims = _Claims(gathered, pack, registry, site)
     for i, summary in enumerate(gathered):
         if summary.resolved and not summary.content_hash and summary.slug in approvals:

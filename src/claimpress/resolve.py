@@ -11,6 +11,7 @@ import difflib
 import functools
 import hashlib
 import html
+import pickle
 import re
 import unicodedata
 from collections import ChainMap
@@ -66,8 +67,8 @@ class Registry:
     figures: Mapping[str, Entry[Figure]] = field(default_factory=dict)
     values: Mapping[str, Decimal] = field(default_factory=dict)
     """The registry's figures, computed once."""
-    answers: dict[Read, str] = field(default_factory=dict, repr=False, compare=False)
-    """What each `Read` finds here, worked out once (`fingerprint`)."""
+    answers: dict[Read, bytes] = field(default_factory=dict, repr=False, compare=False)
+    """A hash of what each `Read` finds here, worked out once (`fingerprint`)."""
 
     def near(self, value: Decimal, step: Decimal) -> list[str]:
         """The names of the figures within half a `step` of `value` (which a number typed
@@ -75,30 +76,30 @@ class Registry:
         return sorted(name for name, v in self.values.items() if abs(v - value) * 2 <= step)
 
     def reading(self) -> Reading:
-        """A view of this registry that notes what is read of it (`Reading.read`)."""
+        """A view of this registry that notes what is read of it (`Reading.noted`)."""
         return Reading(self)
 
-    def fingerprint(self, reads: Iterable[Read]) -> str:
-        """A hash of what `reads` find in this registry. A claim whose reads find the same
-        resolves and lints the same, so its cache key holds this instead of the registry."""
-        answers = sorted(f"{read!r}={self._answer(read)}" for read in reads)
-        return hashlib.sha256("\n".join(answers).encode()).hexdigest()
+    def fingerprint(self, noted: bytes) -> str:
+        """A hash of the reads `noted` (`Reading.noted`) and of what they find in this
+        registry. A claim whose reads find the same resolves and lints the same, so its
+        cache key holds this instead of the whole registry."""
+        answers, answer = self.answers, self._answer
+        found = b"".join([answers.get(read) or answer(read) for read in pickle.loads(noted)])
+        return hashlib.sha256(noted + found).hexdigest()
 
-    def _answer(self, read: Read) -> str:
-        answer = self.answers.get(read)
-        if answer is None:
-            table, key = read
-            if table == "near":
-                assert isinstance(key, tuple)
-                answer = repr(self.near(*key))
-            elif key is None:
-                answer = self.fingerprint((table, k) for k in self._table(table))
-            elif table == "value":
-                answer = repr(self.values.get(str(key)))
-            else:
-                entry = (self.sources if table == "source" else self.figures).get(str(key))
-                answer = "" if entry is None else entry.where() + entry.item.model_dump_json()
-            self.answers[read] = answer
+    def _answer(self, read: Read) -> bytes:
+        table, key = read
+        if table == "near":
+            assert isinstance(key, tuple)
+            text = repr(self.near(*key))
+        elif key is None:
+            text = "".join(self._answer((table, k)).hex() for k in sorted(self._table(table)))
+        elif table == "value":
+            text = repr(self.values.get(str(key)))
+        else:
+            entry = (self.sources if table == "source" else self.figures).get(str(key))
+            text = "" if entry is None else entry.where() + entry.item.model_dump_json()
+        self.answers[read] = answer = hashlib.sha256(text.encode()).digest()
         return answer
 
     def _table(self, name: str) -> Mapping[str, object]:
@@ -128,6 +129,11 @@ class Reading(Registry):
     def near(self, value: Decimal, step: Decimal) -> list[str]:
         self.read.add(("near", (value, step)))
         return super().near(value, step)
+
+    def noted(self) -> bytes:
+        """What was read so far, in a stable order, pickled: to keep with the claim, and
+        for `fingerprint`."""
+        return pickle.dumps(tuple(sorted(self.read, key=repr)), protocol=5)
 
 
 class _Noted(Mapping[str, T]):
