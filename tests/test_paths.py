@@ -81,6 +81,7 @@ def test_check_finds_what_a_build_stops_at_in_the_theme(project: Path) -> None:
     (project / "templates" / "index.html").write_text('{% extends "base.html" %}\n{% if %}\n')
     (project / "templates" / "_claim_item.html").write_text("\n{{ page.slug | nosuch }}\n")
     (project / "templates" / "static" / "odd.css").write_text("a { b: '{%' }")  # no template
+    (project / "templates" / "about.html").write_bytes(b"{{ x }}\ncaf\xe9\n")
     (project / "templates" / "claim.html").write_text(
         (REPO / "templates" / "claim.html").read_text()
     )
@@ -88,13 +89,21 @@ def test_check_finds_what_a_build_stops_at_in_the_theme(project: Path) -> None:
     assert result.code == 1
     assert result.err == (
         "templates/_claim_item.html:2:1: (file): template error: No filter named 'nosuch'.\n"
+        "templates/about.html:2:1: (file): template error: byte 0xe9 is not UTF-8; save the "
+        "file as UTF-8\n"
         "templates/index.html:2:1: (file): template error: Expected an expression, got "
         "'end of statement block'\n"
-        "2 error(s), 0 warning(s)\n"
+        "3 error(s), 0 warning(s)\n"
     )
     assert run_cli("build", cwd=project).code == 1
-    for name in ("index.html", "_claim_item.html"):
-        (project / "templates" / name).unlink()
+    (project / "templates" / "index.html").unlink()
+    (project / "templates" / "_claim_item.html").unlink()
+    result = run_cli("build", cwd=project)  # a build stops at it too, and says where
+    assert result.err == (
+        "error: templates/about.html:2: template error: byte 0xe9 is not UTF-8; save the file "
+        "as UTF-8\n"
+    )
+    (project / "templates" / "about.html").unlink()
     assert run_cli("check", cwd=project).code == 0
     assert run_cli("build", cwd=project).code == 0
 

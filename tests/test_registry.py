@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from claimpress.load import load_registry
+from claimpress.resolve import Registry, build_registry
 from conftest import run_cli
 
 C000 = "what-percentage-of-tips-does-ncmec-actually-pursue"
@@ -127,3 +129,31 @@ def test_an_unused_shared_source_is_not_a_warning(example: Path) -> None:
     result = run_cli("check", cwd=example)
     assert result.code == 0, result.err
     assert "unused" not in result.err
+
+
+def _registry(text: str) -> Registry:
+    path = Path("sources/x.yaml")
+    file, problems = load_registry(path, str(path), "sources", text.encode())
+    assert file is not None and not problems
+    registry, problems = build_registry([file])
+    assert not problems
+    return registry
+
+
+def test_a_claim_is_keyed_by_what_it_reads_of_the_registry() -> None:
+    """A claim's cache key holds `fingerprint` of what it read: each entry it looked up, and
+    the names and entries of a table it walked (to suggest a name for an unknown one)."""
+    source = "{title: T, url: 'https://example.org/'}"
+    one = _registry(f"a: {source}\nb: {source}\n")
+    looked_up = one.reading()
+    assert "a" in looked_up.sources
+    walked = one.reading()
+    assert list(walked.sources) == ["a", "b"]
+    renamed = _registry(f"a: {source}\nc: {source}\n")  # b renamed, at the same place
+    changed = _registry(f"a: {source}\nb: {source.replace('T', 'U')}\n")
+    assert one.fingerprint(looked_up.noted()) == renamed.fingerprint(looked_up.noted())
+    assert one.fingerprint(looked_up.noted()) == changed.fingerprint(looked_up.noted())
+    for other in (renamed, changed):
+        assert one.fingerprint(walked.noted()) != other.fingerprint(walked.noted())
+    again = _registry(f"a: {source}\nb: {source}\n")
+    assert one.fingerprint(walked.noted()) == again.fingerprint(walked.noted())

@@ -406,7 +406,8 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
 
     files: list[Summary | tuple[Path, str, str]] = []
     todo: list[tuple[Path, str, str, bytes]] = []
-    # Each claim file's stat, key and the key of its summary, for the registry then.
+    # By claim file: its stat, the key of its path and bytes, and its own key as of the
+    # registry files whose digest is `then` (the same now: no fingerprints to work out).
     stats_key = summaries.key("file stats")
     blob = summaries.get(stats_key)
     known: dict[str, tuple[Stat, str, str]]

@@ -30,6 +30,7 @@ from .load import THEME_DIR
 from .model import Site
 from .problems import Problem
 from .resolve import OpenQuestion, Page
+from .yamltree import decode
 
 T = TypeVar("T")
 
@@ -95,7 +96,12 @@ class ThemeLoader(jinja2.FileSystemLoader):
 
     def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Any]:
         """The template's source, once its real path is known to be inside the theme."""
-        source, filename, uptodate = super().get_source(environment, template)
+        try:
+            source, filename, uptodate = super().get_source(environment, template)
+        except UnicodeDecodeError:
+            path = next(p for d in self.searchpath if (p := Path(d, template)).is_file())
+            line, _, message = decode(path.read_bytes())[1] or (0, 0, "not UTF-8")
+            raise jinja2.TemplateSyntaxError(message, line, template, str(path)) from None
         if not inside(Path(filename), self.allowed):
             raise jinja2.TemplateError(
                 f"{os.path.relpath(filename)}: symlink leads outside the project; "

@@ -93,7 +93,8 @@ class Registry:
             assert isinstance(key, tuple)
             text = repr(self.near(*key))
         elif key is None:
-            text = "".join(self._answer((table, k)).hex() for k in sorted(self._table(table)))
+            keys = sorted(self._table(table))
+            text = "".join(f"{k!r}{self._answer((table, k)).hex()}" for k in keys)
         elif table == "value":
             text = repr(self.values.get(str(key)))
         else:
