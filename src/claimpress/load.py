@@ -18,7 +18,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from . import yamltree
 from .model import Claim, Figure, FigureName, Site, Source, SourceKey, slug_problem
-from .problems import Problem
+from .problems import OUTSIDE, Problem
 from .yamltree import Node
 
 CLAIMS_DIR, SOURCES_DIR, FIGURES_DIR, SITE_FILE = "claims", "sources", "figures", "site.yaml"
@@ -350,8 +350,7 @@ def load_site(path: Path, rel: str) -> tuple[Site | None, Located | None, list[P
             ],
         )
     if not path.resolve().is_relative_to(path.parent.resolve()):
-        outside = "symlink leads outside the project; copy the file in instead"
-        return None, None, [Problem(rel, 0, 0, "", outside)]
+        return None, None, [Problem(rel, 0, 0, "", OUTSIDE)]
     data, problems = read(path, rel)
     if data is None:
         return None, None, problems

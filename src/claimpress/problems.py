@@ -10,6 +10,11 @@ from typing import Literal
 Severity = Literal["error", "warning"]
 
 
+OUTSIDE = "symlink leads outside the project; copy the file in instead"
+"""Why an input that a symlink takes outside the project is refused: nothing is read from
+outside it."""
+
+
 class OutputError(Exception):
     """The output folder cannot be used; the message says why."""
 

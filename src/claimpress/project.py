@@ -40,7 +40,7 @@ from .load import (
 )
 from .model import Site
 from .parallel import fork_map, gc_paused
-from .problems import Problem, ProblemsFound, errors
+from .problems import OUTSIDE, Problem, ProblemsFound, errors
 from .resolve import (
     Page,
     Registry,
@@ -263,7 +263,7 @@ def input_problem(path: Path, rel: str, top: Path) -> Problem | None:
     root is `top` (a symlink out of it, or not a regular file), or None."""
     target = path.resolve()
     if not target.is_relative_to(top):
-        return Problem(rel, 0, 0, "", "symlink leads outside the project; copy the file in instead")
+        return Problem(rel, 0, 0, "", OUTSIDE)
     if not target.is_file():
         return Problem(rel, 0, 0, "", "not a regular file")
     return None

@@ -28,7 +28,7 @@ from . import __version__, prose
 from .listing import Citing, SourceEntry, Topic, last_change, slugify
 from .load import THEME_DIR
 from .model import Site
-from .problems import Problem
+from .problems import OUTSIDE, Problem
 from .resolve import OpenQuestion, Page
 from .yamltree import decode
 
@@ -92,7 +92,7 @@ class ThemeLoader(jinja2.FileSystemLoader):
     def __init__(self, root: Path) -> None:
         dirs = theme_dirs(root)
         super().__init__([str(d) for d in dirs])
-        self.allowed = (root.resolve(), default_theme().resolve())
+        self.allowed = theme_roots(root)
 
     def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Any]:
         """The template's source, once its real path is known to be inside the theme."""
@@ -103,11 +103,13 @@ class ThemeLoader(jinja2.FileSystemLoader):
             line, _, message = decode(path.read_bytes())[1] or (0, 0, "not UTF-8")
             raise jinja2.TemplateSyntaxError(message, line, template, str(path)) from None
         if not inside(Path(filename), self.allowed):
-            raise jinja2.TemplateError(
-                f"{os.path.relpath(filename)}: symlink leads outside the project; "
-                "copy the file in instead"
-            )
+            raise jinja2.TemplateError(f"{os.path.relpath(filename)}: {OUTSIDE}")
         return source, filename, uptodate
+
+
+def theme_roots(root: Path) -> tuple[Path, ...]:
+    """Where the real path of a theme file may lie: in the project or the default theme."""
+    return root.resolve(), default_theme().resolve()
 
 
 def inside(path: Path, folders: tuple[Path, ...]) -> bool:
@@ -127,14 +129,13 @@ def theme_problems(root: Path, site: Site) -> list[Problem]:
     if not folder.is_dir():
         return []
     env = Renderer(root, site).env
-    allowed = (root.resolve(), default_theme().resolve())
+    allowed = theme_roots(root)
     problems = []
     for path in sorted(folder.rglob("*")):  # a symlinked folder is listed, not entered
         rel, name = os.path.relpath(path), path.relative_to(folder).as_posix()
         template = path.suffix in TEMPLATE_SUFFIXES and not name.startswith("static/")
         if not inside(path, allowed):
-            message = "symlink leads outside the project; copy the file in instead"
-            problems.append(Problem(rel, 0, 0, "", message))
+            problems.append(Problem(rel, 0, 0, "", OUTSIDE))
         elif template and path.is_file():
             try:
                 env.get_template(name)

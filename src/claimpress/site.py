@@ -27,9 +27,9 @@ from typing import Any
 from . import listing, prose, search
 from .cache import CACHE_DIR, Pack
 from .parallel import fork_map, gc_paused
-from .problems import OutputError, Problem, ProblemsFound
+from .problems import OUTSIDE, OutputError, Problem, ProblemsFound
 from .project import Project, display_path
-from .render import Renderer, default_theme, inside, theme_dirs
+from .render import Renderer, default_theme, inside, theme_dirs, theme_roots
 from .resolve import Page, open_questions
 from .written import untouched, written_at
 from .yamltree import decode
@@ -183,9 +183,7 @@ def read_about(path: Path, root: Path) -> str:
     """The text of about.md, or ProblemsFound saying why it cannot be published."""
     rel = display_path(path)
     if not inside(path, (root.resolve(),)):
-        raise ProblemsFound(
-            [Problem(rel, 0, 0, "", "symlink leads outside the project; copy the file in instead")]
-        )
+        raise ProblemsFound([Problem(rel, 0, 0, "", OUTSIDE)])
     if not path.is_file():
         raise ProblemsFound([Problem(rel, 0, 0, "", "not a regular file")])
     text, bad = decode(path.read_bytes())
@@ -241,7 +239,7 @@ def plan_listings(
 def static_files(root: Path) -> list[tuple[str, Path]]:
     """The theme's static files, the project's overriding the default theme's by path."""
     found: dict[str, Path] = {}
-    allowed = (root.resolve(), default_theme().resolve())
+    allowed = theme_roots(root)
     for theme in reversed(theme_dirs(root)):
         static = theme / "static"
         if not static.is_dir():
@@ -249,10 +247,7 @@ def static_files(root: Path) -> list[tuple[str, Path]]:
         for path in sorted(static.rglob("*")):
             if path.is_file():
                 if not inside(path, allowed):
-                    raise OutputError(
-                        f"{os.path.relpath(path)}: symlink leads outside the project; "
-                        "copy the file in instead"
-                    )
+                    raise OutputError(f"{os.path.relpath(path)}: {OUTSIDE}")
                 found[path.relative_to(static).as_posix()] = path
     return sorted(found.items())
 
