@@ -188,6 +188,37 @@ def test_an_edit_renders_again_only_the_listing_entries_of_its_claim(
     assert edited == builds.cold()
 
 
+def test_a_rebuild_writes_the_fragments_new_since_the_table_not_the_whole_table(
+    builds: Builds,
+) -> None:
+    shutil.rmtree(builds.root)
+    _generator().generate(builds.root, 60)
+    tables: list[int] = []  # the size of each table of listing fragments a warm run wrote
+    real = site._compressed_pickle
+
+    def counted(value: Any) -> bytes:
+        if not os.environ.get("CLAIMPRESS_NO_CACHE"):
+            tables.append(len(value))
+        return real(value)
+
+    builds.monkeypatch.setattr(site, "_compressed_pickle", counted)
+    builds.warm()
+    assert len(tables) == 1 and tables[0] > 200
+    builds.warm()
+    assert len(tables) == 1
+    claims = sorted((builds.root / "claims").iterdir())
+    for n, claim in enumerate(claims[:3]):
+        claim.write_text(claim.read_text().replace("summary: >-\n", f"summary: >-\n  New {n}.\n"))
+        assert b"New" in builds.same()["index.html"]
+        assert len(tables) == 1  # a few fragments, kept beside the table
+    for claim in claims[3:20]:
+        claim.write_text(claim.read_text().replace("summary: >-\n", "summary: >-\n  Newer.\n"))
+    assert b"Newer" in builds.same()["index.html"]
+    assert len(tables) == 2  # more than a tenth new: the table is written again
+    builds.warm()
+    assert len(tables) == 2
+
+
 def test_a_template_edit_renders_again_only_what_uses_that_template(
     builds: Builds, rendered: list[str]
 ) -> None:
