@@ -20,7 +20,7 @@ from claimpress.approvals import approve
 from claimpress.cache import CACHE_DIR, Pack
 from claimpress.problems import Problem
 from claimpress.project import gather
-from claimpress.render import _referenced
+from claimpress.render import RENDERED, TEMPLATE_SUFFIXES, _reached, _referenced
 from claimpress.site import MANIFEST, build
 from conftest import REPO, tree
 
@@ -292,6 +292,19 @@ def test_a_project_moved_with_its_cache_stays_warm(builds: Builds, rendered: lis
     rendered.clear()
     assert builds.warm() == first
     assert "claim.html" in rendered
+
+
+def test_the_templates_rendered_by_name_reach_every_template_of_the_default_theme() -> None:
+    code = "".join(p.read_text() for p in (REPO / "src" / "claimpress").glob("*.py"))
+    assert set(re.findall(r'render\(\s*"([^"]+)"', code)) == set(RENDERED)
+    theme = REPO / "templates"
+    files = {
+        p.relative_to(theme).as_posix()
+        for p in theme.rglob("*")
+        if p.is_file() and p.suffix in TEMPLATE_SUFFIXES and "static" not in p.parts
+    }
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(theme))
+    assert _reached(env, RENDERED) == files
 
 
 def test_the_templates_a_template_uses_are_read_from_it() -> None:

@@ -104,8 +104,17 @@ def test_check_finds_what_a_build_stops_at_in_the_theme(project: Path) -> None:
         "as UTF-8\n"
     )
     (project / "templates" / "about.html").unlink()
+    # What no rendered template uses is never compiled, by build or check.
+    (project / "templates" / "README.md").write_text("Write {{ page.slug | upper }} or {{ x }\n")
+    (project / "templates" / "old").mkdir()
+    (project / "templates" / "old" / "item.html").write_text("{% if %}\n")
     assert run_cli("check", cwd=project).code == 0
     assert run_cli("build", cwd=project).code == 0
+    (project / "templates" / "_claim_list.html").write_text('{% include "old/item.html" %}\n')
+    result = run_cli("check", cwd=project)
+    assert result.code == 1
+    assert result.err.startswith("templates/old/item.html:1:1: (file): template error: ")
+    assert run_cli("build", cwd=project).code == 1
 
 
 def test_a_template_failing_in_a_forked_worker_is_a_located_error(

@@ -120,15 +120,59 @@ def inside(path: Path, folders: tuple[Path, ...]) -> bool:
 
 TEMPLATE_SUFFIXES = (".html", ".xml", ".txt", ".md", ".json")
 """The files of a theme, outside `static/`, that are templates."""
+RENDERED = (
+    "claim.html",
+    "claim.txt",
+    "claim.md",
+    "index.html",
+    "open_questions.html",
+    "topics.html",
+    "topic.html",
+    "sources.html",
+    "about.html",
+    "search.html",
+    "404.html",
+    "feed.xml",
+    "sitemap.xml",
+    "robots.txt",
+    "review/index.html",
+    "review/sheet.html",
+)
+"""The templates claimpress renders by name; a theme's other templates are used only
+through these (extended, included, imported or rendered with `fragment()`)."""
+
+
+def _reached(env: jinja2.Environment, names: Iterable[str]) -> set[str] | None:
+    """The templates `names` and those they use, directly or through others; None when one
+    names another by a variable (any template could be used). A template that does not
+    compile is among them, but not what it names."""
+    assert env.loader is not None
+    seen: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            source, filename, _ = env.loader.get_source(env, name)
+            used = _referenced(env.parse(source, name, filename))
+        except jinja2.TemplateError:
+            continue
+        if used is None:
+            return None
+        todo += used
+    return seen
 
 
 def theme_problems(root: Path, site: Site) -> list[Problem]:
-    """What `build` stops at in the project's own theme, for `check`: a template that does
-    not compile, a file that a symlink takes outside the project."""
+    """What `build` stops at in the project's own theme, for `check`: a template it uses
+    that does not compile, a file that a symlink takes outside the project."""
     folder = root / THEME_DIR
     if not folder.is_dir():
         return []
     env = Renderer(root, site).env
+    used = _reached(env, RENDERED)  # (not a theme's README.md holding `{{`)
     allowed = theme_roots(root)
     problems = []
     for path in sorted(folder.rglob("*")):  # a symlinked folder is listed, not entered
@@ -136,7 +180,7 @@ def theme_problems(root: Path, site: Site) -> list[Problem]:
         template = path.suffix in TEMPLATE_SUFFIXES and not name.startswith("static/")
         if not inside(path, allowed):
             problems.append(Problem(rel, 0, 0, "", OUTSIDE))
-        elif template and path.is_file():
+        elif template and path.is_file() and (used is None or name in used):
             try:
                 env.get_template(name)
             except jinja2.TemplateSyntaxError as exc:
