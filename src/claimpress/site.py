@@ -17,12 +17,14 @@ import os
 import pickle
 import shutil
 import tempfile
-import zlib
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+
+import lz4.block  # type: ignore[import-untyped]
+import lz4.frame  # type: ignore[import-untyped]
 
 from . import listing, prose, search
 from .cache import CACHE_DIR, Pack
@@ -103,8 +105,10 @@ def plan_site(project: Project, *, drafts: bool = False, live: bool = False) -> 
         return listed.key(page.file.rel, page.file.digest, repr(fields_))
 
     def render(page: Page) -> bytes:
-        # Compressed: a fifth of the size to keep in memory, on disk and in the map.
-        return zlib.compress(pickle.dumps(claim_outputs(renderer, page), protocol=5), 1)
+        # Compressed: a quarter of the size to keep in memory, on disk and in the map. LZ4
+        # rather than zlib: a rebuild decompresses every claim's files (0.2 s, not 1.2 s).
+        blob: bytes = lz4.block.compress(pickle.dumps(claim_outputs(renderer, page), protocol=5))
+        return blob
 
     identities = [identity(page) for page in pages]
     keys = [pack.key(i) for i in identities]
@@ -117,7 +121,7 @@ def plan_site(project: Project, *, drafts: bool = False, live: bool = False) -> 
         if blob is None:  # an entry whose signature is not ours: replaced
             blob = render(page)
             pack.put(k, blob)
-        files: tuple[bytes, bytes, bytes] = pickle.loads(zlib.decompress(blob))
+        files: tuple[bytes, bytes, bytes] = pickle.loads(lz4.block.decompress(blob))
         renderer.known_json[id(page)] = (page, files[2])
         for rel, data in zip(claim_paths(page.slug), files, strict=True):
             plan.add(rel, data, page.file.rel)
@@ -146,7 +150,9 @@ def kept_fragments(renderer: Renderer, pack: Pack) -> Iterator[None]:
     blob = pack.get(key)
     table, newer = pickle.loads(blob) if blob is not None else ("", {})
     blob = pack.get(table) if table else None
-    kept: dict[tuple[Any, ...], str] = {} if blob is None else pickle.loads(zlib.decompress(blob))
+    kept: dict[tuple[Any, ...], str] = {}
+    if blob is not None:
+        kept = pickle.loads(lz4.frame.decompress(blob))
     renderer.fragments = {**kept, **newer}
     yield
     used = renderer.fragments_used
@@ -162,9 +168,9 @@ def kept_fragments(renderer: Renderer, pack: Pack) -> Iterator[None]:
 
 
 def _compressed_pickle(value: object) -> bytes:
-    """`zlib.compress(pickle.dumps(value))`, without the whole pickle in memory at once."""
-    compressor = zlib.compressobj(1)
-    chunks: list[bytes] = []
+    """`lz4.frame.compress(pickle.dumps(value))`, without the whole pickle in memory at once."""
+    compressor = lz4.frame.LZ4FrameCompressor()
+    chunks: list[bytes] = [compressor.begin()]
 
     class Sink:
         def write(self, data: bytes) -> None:
