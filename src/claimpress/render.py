@@ -331,16 +331,21 @@ class Renderer:
         if value is None or isinstance(value, (str, int)):
             return type(value).__name__, value
         if isinstance(value, Page):
-            known = self.page_keys.get(id(value))
-            if known is None or known[0] is not value:
-                raise LookupError(value.slug)
-            return known[1]
+            return self._page_identity(value)
         if isinstance(value, Citing):
-            return self._identity(value.page), value.number
+            return self._page_identity(value.page), value.number
         if isinstance(value, SourceEntry):
-            # Its source is the one its first citing page has under its key.
-            return value.key, value.anchor, tuple(self._identity(c) for c in value.cited_by)
+            # Its source is the one its first citing page has under its key. (57,000 entries
+            # citing 76,000 times at 10,000 claims: no call per citing but this one.)
+            page = self._page_identity
+            return value.key, value.anchor, tuple((page(c.page), c.number) for c in value.cited_by)
         raise LookupError(type(value).__name__)
+
+    def _page_identity(self, page: Page) -> str:
+        known = self.page_keys.get(id(page))
+        if known is None or known[0] is not page:
+            raise LookupError(page.slug)
+        return known[1]
 
     def claim_html(self, page: Page, *, root: str = "../../", draft: bool = False) -> str:
         """The claim's page on the site."""
@@ -364,10 +369,12 @@ class Renderer:
 
     def claim_json(self, page: Page) -> str:
         """The resolved claim as JSON: numbered citations, computed figures."""
-        known = self.known_json.get(id(page))
-        if known and known[0] is page:
-            return known[1].decode()
         return dumps(claim_data(page, self.site))
+
+    def _claim_json_bytes(self, page: Page) -> bytes:
+        """`claim_json` encoded, as rendered already (by forked workers) when it was."""
+        known = self.known_json.get(id(page))
+        return known[1] if known and known[0] is page else self.claim_json(page).encode()
 
     def index_html(self, pages: list[Page], *, drafts: bool = False) -> str:
         """The site's front page: every claim on the site, newest check first."""
@@ -437,7 +444,7 @@ class Renderer:
         """robots.txt: everything may be crawled; points at the sitemap."""
         return self.render("robots.txt") + "\n"
 
-    def claims_json(self, pages: list[Page]) -> str:
+    def claims_json(self, pages: list[Page]) -> bytes:
         """claims.json: every published claim resolved, for partners."""
         published = [p for p in pages if p.claim.status == "published"]
         text = dumps(
@@ -451,17 +458,18 @@ class Renderer:
                 },
                 "claims": [],
             }
-        )
+        ).encode()
         if not published:
             return text
         # Each claim as claim_json() wrote it (often already rendered), indented into the list:
         # byte for byte what dumps() of the whole document gives, at a fraction of the cost.
-        claims = ",\n".join(
-            "    " + self.claim_json(p).rstrip("\n").replace("\n", "\n    ")
+        # In bytes: 150 MB at 10,000 claims, neither decoded nor encoded again.
+        claims = b",\n".join(
+            b"    " + self._claim_json_bytes(p).rstrip(b"\n").replace(b"\n", b"\n    ")
             for p in self.paced(published)
         )
-        head, _, tail = text.rpartition('"claims": []')
-        return f'{head}"claims": [\n{claims}\n  ]{tail}'
+        head, _, tail = text.rpartition(b'"claims": []')
+        return b"".join((head, b'"claims": [\n', claims, b"\n  ]", tail))
 
 
 def site_root(site: Site) -> str:
