@@ -6,6 +6,7 @@ template or an export needs, plus the problems found on the way. No I/O here.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import difflib
 import functools
@@ -21,6 +22,7 @@ from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 from markupsafe import Markup
+from pydantic import ValidationError
 
 from . import figures as fig
 from . import prose
@@ -356,8 +358,8 @@ def unresolved(file: Unvalidated, registry: Registry, site: Site) -> list[Proble
     """What resolving finds wrong with a claim file that did not validate, as far as its
     fields that are what they should be tell: citations and figures its prose names that
     neither it nor the registry defines, keys the registry defines too, a figure's unknown
-    source, an unknown verdict, broken prose. Validation reports the rest, so that one run
-    reports every problem of the file."""
+    source, a formula that does not parse or compute, an unknown verdict, broken prose.
+    Validation reports the rest, so that one run reports every problem of the file."""
     data = file.value if isinstance(file.value, dict) else {}
 
     def table(name: str) -> dict[str, Any]:
@@ -384,7 +386,11 @@ def unresolved(file: Unvalidated, registry: Registry, site: Site) -> list[Proble
             refs.parse(loc, text)
     if isinstance(data.get("verdict"), str):
         refs.rating(data["verdict"], site)
-    return refs.problems
+    entries: dict[str, Entry[Figure]] = {}
+    for name, raw in figures.items():
+        with contextlib.suppress(ValidationError):  # (reported by validation)
+            entries[name] = Entry(name, Figure.model_validate(raw), file, ("figures", name))
+    return refs.problems + _compute(entries, registry.values, figures.keys() - entries)[1]
 
 
 ProseField = tuple[tuple[str | int, ...], Any, bool]
@@ -568,13 +574,16 @@ def _unknown(kind: str, name: str, known: Iterable[str], note: str = "") -> str:
 
 
 def _compute(
-    entries: Mapping[str, Entry[Figure]], known: Mapping[str, Decimal]
+    entries: Mapping[str, Entry[Figure]],
+    known: Mapping[str, Decimal],
+    invalid: Iterable[str] = (),
 ) -> tuple[dict[str, Decimal], list[Problem]]:
     """Values of the figures in `entries`, each formula over `known` and the others, in
-    dependency order; unknown names, cycles and bad arithmetic are problems."""
+    dependency order; unknown names, cycles and bad arithmetic are problems. The figures
+    `invalid` exist but have no value (nor do the formulas using them)."""
     values: dict[str, Decimal] = {}
     problems: list[Problem] = []
-    failed: set[str] = set()
+    failed: set[str] = set(invalid)
     formulas: dict[str, fig.Formula] = {}
     for name, entry in entries.items():
         item = entry.item
@@ -628,7 +637,7 @@ def _compute(
             return None
         inputs: dict[str, Decimal] = {}
         for ref in formulas[name].names:
-            if ref not in entries and ref not in known:
+            if ref not in entries and ref not in known and ref not in failed:
                 # Shared figures are computed once for every claim: no claim's own figures.
                 note = (
                     " (a shared formula uses only figures under figures/)" if entry.shared else ""
