@@ -54,6 +54,8 @@ class Plan:
         """How `fragments` know each of `pages` (a key that changes with anything of it)."""
         self.fragments: dict[tuple[Any, ...], str] = {}
         """For `serve` (a `live` plan) only: the listing fragments (`Renderer.fragment`)."""
+        self.digests: dict[str, str] = {}
+        """The digests (`file_digest`) of those of `files` whose digest is known already."""
 
     def add(self, path: str, data: str | bytes, owner: str) -> None:
         """Claim `path` for `owner`; two outputs on one path (case aside) is an error."""
@@ -105,9 +107,12 @@ def plan_site(project: Project, *, drafts: bool = False, live: bool = False) -> 
         return listed.key(page.file.rel, page.file.digest, repr(fields_))
 
     def render(page: Page) -> bytes:
+        """A claim's files and their digests (which the writer need not work out again)."""
+        files = claim_outputs(renderer, page)
+        made = (files, tuple(file_digest(data) for data in files))
         # Compressed: a quarter of the size to keep in memory, on disk and in the map. LZ4
         # rather than zlib: a rebuild decompresses every claim's files (0.2 s, not 1.2 s).
-        blob: bytes = lz4.block.compress(pickle.dumps(claim_outputs(renderer, page), protocol=5))
+        blob: bytes = lz4.block.compress(pickle.dumps(made, protocol=5))
         return blob
 
     identities = [identity(page) for page in pages]
@@ -121,10 +126,11 @@ def plan_site(project: Project, *, drafts: bool = False, live: bool = False) -> 
         if blob is None:  # an entry whose signature is not ours: replaced
             blob = render(page)
             pack.put(k, blob)
-        files: tuple[bytes, bytes, bytes] = pickle.loads(lz4.block.decompress(blob))
+        files, digests = pickle.loads(lz4.block.decompress(blob))
         renderer.known_json[id(page)] = (page, files[2])
-        for rel, data in zip(claim_paths(page.slug), files, strict=True):
+        for rel, data, digest in zip(claim_paths(page.slug), files, digests, strict=True):
             plan.add(rel, data, page.file.rel)
+            plan.digests[rel] = digest
     pack.save()
     renderer.page_keys = {id(p): (p, i) for p, i in zip(pages, identities, strict=True)}
     with kept_fragments(renderer, listed):
@@ -483,7 +489,7 @@ def write_site(
                     while parent not in made:
                         made.add(parent)
                         parent = parent.rpartition("/")[0]
-                digest = file_digest(data)
+                digest = plan.digests.get(rel) or file_digest(data)
                 manifest[rel] = digest
                 if kept:
                     if kept.get(rel) == digest and untouched(path, kept_since, len(data)):
