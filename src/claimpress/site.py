@@ -149,12 +149,15 @@ def kept_fragments(renderer: Renderer, pack: Pack) -> Iterator[None]:
     the ones it used for the next.
 
     They are kept in two parts: a table of them all, and the few made since it was written
-    (at 10,000 claims the table is 85,000 fragments, 70 MB: writing it again costs a
-    rebuild after one edit 1.5-3 s). The table is written again when the newer fragments
-    number more than a tenth of those used."""
+    (at 10,000 claims the table is 85,000 fragments, 70 MB pickled: writing it again cost a
+    rebuild after one edit about 1.6 s). The table is written again when the newer
+    fragments number more than a tenth of those used."""
     key = pack.key("fragments")
     blob = pack.get(key)
-    table, newer = pickle.loads(blob) if blob is not None else ("", {})
+    head: tuple[str, dict[tuple[Any, ...], str]] = (
+        pickle.loads(blob) if blob is not None else ("", {})
+    )
+    table, newer = head
     blob = pack.get(table) if table else None
     kept: dict[tuple[Any, ...], str] = {}
     if blob is not None:
@@ -162,12 +165,12 @@ def kept_fragments(renderer: Renderer, pack: Pack) -> Iterator[None]:
     renderer.fragments = {**kept, **newer}
     yield
     used = renderer.fragments_used
-    if used != renderer.fragments:
-        newer = {k: v for k, v in used.items() if k not in kept}
-        if blob is None or len(newer) > len(used) // 10:
-            blob = _compressed_pickle(used)
-            table, newer = pack.key("fragments table", blob), {}
-            pack.put(table, blob)
+    newer = {k: v for k, v in used.items() if k not in kept}
+    if blob is None or len(newer) > len(used) // 10:
+        blob = _compressed_pickle(used)
+        table, newer = pack.key("fragments table", blob), {}
+        pack.put(table, blob)
+    if (table, newer) != head:
         pack.put(key, pickle.dumps((table, newer), protocol=5))
     pack.save()
     renderer.release()
