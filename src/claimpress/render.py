@@ -142,27 +142,33 @@ RENDERED = (
 through these (extended, included, imported or rendered with `fragment()`)."""
 
 
-def _reached(env: jinja2.Environment, names: Iterable[str]) -> set[str] | None:
-    """The templates `names` and those they use, directly or through others; None when one
-    names another by a variable (any template could be used). A template that does not
-    compile is among them, but not what it names."""
+def _reached(
+    env: jinja2.Environment, names: Iterable[str], *, strict: bool = False
+) -> dict[str, str] | None:
+    """The templates `names` and those they use, directly or through others, each with its
+    source, in a stable order; None when one names another by a variable (any template
+    could be used). A template that does not compile raises when `strict`; else it is
+    listed (with its source, or "" when it cannot be read), but not what it names."""
     assert env.loader is not None
-    seen: set[str] = set()
+    found: dict[str, str] = {}
     todo = list(names)
     while todo:
-        name = todo.pop()
-        if name in seen:
+        name = todo.pop(0)
+        if name in found:
             continue
-        seen.add(name)
+        found[name] = ""
         try:
             source, filename, _ = env.loader.get_source(env, name)
-            used = _referenced(env.parse(source, name, filename))
+            found[name] = source
+            used = _referenced(env.parse(source, name, filename))  # errors name the file
         except jinja2.TemplateError:
+            if strict:
+                raise
             continue
         if used is None:
             return None
-        todo += used
-    return seen
+        todo += sorted(used)
+    return found
 
 
 def theme_problems(root: Path, site: Site) -> list[Problem]:
@@ -254,23 +260,14 @@ class Renderer:
         return self.digests[key]
 
     def _closure_digest(self, names: tuple[str, ...]) -> str:
-        loader = self.env.loader
-        assert loader is not None
+        found = _reached(self.env, names, strict=True)
+        if found is None:
+            return "theme " + theme_digest(self.root).hex()
         digest = hashlib.sha256()
-        todo, seen = list(names), set()
-        while todo:
-            name = todo.pop(0)
-            if name in seen:
-                continue
-            seen.add(name)
-            source, filename, _ = loader.get_source(self.env, name)
+        for name, source in found.items():
             for part in (name, source):
                 data = part.encode()
                 digest.update(len(data).to_bytes(8, "big") + data)
-            used = _referenced(self.env.parse(source, name, filename))  # errors name the file
-            if used is None:
-                return "theme " + theme_digest(self.root).hex()
-            todo += sorted(used)
         return digest.hexdigest()
 
     def paced(self, items: Iterable[T]) -> Iterator[T]:
