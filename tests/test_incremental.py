@@ -51,6 +51,11 @@ class Builds:
             build(gather(self.root), out)
         return tree(out)
 
+    def forget(self) -> None:
+        """Drop the records of what the builds were made from: the next build of the same
+        inputs runs through instead of finding nothing to do."""
+        shutil.rmtree(self.root / CACHE_DIR / "built")
+
     def same(self) -> dict[str, bytes]:
         warm = self.warm()
         assert warm == self.cold()
@@ -171,7 +176,8 @@ def test_an_edit_renders_again_only_the_listing_entries_of_its_claim(
     builds.same()
     rendered.clear()
     builds.warm()
-    assert "index.html" in rendered and not [t for t in rendered if t.startswith("_")]
+    assert rendered == []  # nothing changed: nothing to do
+
 
     claim = sorted((builds.root / "claims").iterdir())[3]
     claim.write_text(claim.read_text().replace("summary: >-\n", "summary: >-\n  New.\n"))
@@ -318,6 +324,132 @@ def test_the_templates_a_template_uses_are_read_from_it() -> None:
         assert _referenced(parse(dynamic)) is None
 
 
+def _planned(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """One item for each site planned (rendered) from now on."""
+    calls: list[bool] = []
+    real = site.plan_site
+
+    def spy(*args: Any, **kwargs: Any) -> site.Plan:
+        calls.append(True)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(site, "plan_site", spy)
+    return calls
+
+
+def _stats(out: Path) -> dict[str, tuple[int, int, int]]:
+    return {rel: (i.st_ino, i.st_mtime_ns, i.st_ctime_ns) for rel, i in site._entries(out)}
+
+
+def test_a_build_of_the_inputs_of_the_untouched_build_there_does_nothing(builds: Builds) -> None:
+    first = builds.same()
+    planned = _planned(builds.monkeypatch)
+    before = _stats(builds.root / "build")
+    report = build(gather(builds.root), builds.root / "build")
+    assert planned == []
+    assert _stats(builds.root / "build") == before
+    assert (report.claims, report.files) == (12, len(site._manifest(builds.root / "build")))
+    assert builds.warm() == first and planned == []
+
+
+def _edit_in_place(path: Path) -> None:
+    data = path.read_bytes()
+    with open(path, "r+b") as handle:  # the same inode and size, other bytes
+        handle.write(data[:10].swapcase())
+
+
+def _replace_by_symlink(path: Path) -> None:
+    copy = path.parent.parent / "elsewhere"
+    shutil.copy2(path, copy)
+    path.unlink()
+    path.symlink_to(copy)
+
+
+def _move_over_with_its_times(path: Path) -> None:
+    copy = path.with_name("copy")
+    shutil.copy2(path, copy)  # the same bytes and times: only its status-change time tells
+    copy.rename(path)
+
+
+BUILD_CHANGES = {
+    "a page edited in place": lambda out: _edit_in_place(out / "index.html"),
+    "a page touched": lambda out: os.utime(out / "feed.xml"),
+    "a page's copy moved over it": lambda out: _move_over_with_its_times(out / "robots.txt"),
+    "a page deleted": lambda out: (out / "sitemap.xml").unlink(),
+    "a file added": lambda out: (out / "CNAME").write_text("checks.example.org\n"),
+    "an empty folder added": lambda out: (out / "claims" / "empty").mkdir(),
+    "a page replaced by a symlink to its copy": lambda out: _replace_by_symlink(
+        out / "index.html"
+    ),
+    "a search file edited": lambda out: _edit_in_place(
+        sorted((out / "pagefind").glob("*/pagefind-entry.json"))[0]
+    ),
+    "the manifest edited": lambda out: _edit_in_place(out / MANIFEST),
+}
+
+
+@pytest.mark.parametrize("change", BUILD_CHANGES.values(), ids=BUILD_CHANGES.keys())
+def test_a_build_over_a_build_changed_by_hand_builds_it_again(
+    builds: Builds, change: Any
+) -> None:
+    first = builds.same()
+    planned = _planned(builds.monkeypatch)
+    change(builds.root / "build")
+    assert builds.warm() == first
+    assert planned == [True]
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def _tampered(record: Path) -> None:
+    signed, _, body = record.read_bytes().partition(b"\n")
+    record.write_bytes(signed + b"\n" + body.replace(b'"claims": 12', b'"claims": 13'))
+
+
+INPUT_CHANGES = {
+    "about.md added": lambda root, m: (root / "about.md").write_text("# About\n\nUs.\n"),
+    "a static file added": lambda root, m: _write(
+        root / "templates" / "static" / "extra.css", "p { margin: 0 }\n"
+    ),
+    "another number of claims per search shard": lambda root, m: m.setenv(
+        "CLAIMPRESS_SEARCH_SHARD_PAGES", "5"
+    ),
+    "the record tampered with": lambda root, m: [
+        _tampered(p) for p in (root / CACHE_DIR / "built").iterdir()
+    ],
+    "the record deleted": lambda root, m: shutil.rmtree(root / CACHE_DIR / "built"),
+    "another user's signing key": lambda root, m: m.setenv(
+        "XDG_CACHE_HOME", str(root.parent / "another-user")
+    ),
+}
+
+
+@pytest.mark.parametrize("change", INPUT_CHANGES.values(), ids=INPUT_CHANGES.keys())
+def test_a_build_of_other_inputs_or_an_unproven_record_builds_again(
+    builds: Builds, change: Any
+) -> None:
+    builds.same()
+    planned = _planned(builds.monkeypatch)
+    change(builds.root, builds.monkeypatch)
+    warm = builds.warm()
+    assert planned == [True]
+    assert warm == builds.cold()
+
+
+def test_drafts_and_a_site_without_them_are_not_taken_for_each_other(builds: Builds) -> None:
+    claim = sorted((builds.root / "claims").iterdir())[2]
+    claim.write_text(claim.read_text().replace("status: published", "status: draft"))
+    first = builds.same()
+    planned = _planned(builds.monkeypatch)
+    build(gather(builds.root), builds.root / "build", drafts=True)
+    assert planned == [True]
+    assert f"claims/{claim.stem}/index.html" in tree(builds.root / "build")
+    assert builds.warm() == first and planned == [True, True]
+
+
 def test_a_build_file_changed_by_hand_is_rewritten_not_reused(builds: Builds) -> None:
     first = builds.same()
     page = builds.root / "build" / "index.html"
@@ -365,10 +497,13 @@ def test_the_spare_builds_search_shards_are_kept_in_place_unless_touched(
     for name in ("_link", "_start"):
         builds.monkeypatch.setattr(search, name, counting(name))
     first = builds.same()
+    builds.forget()
     builds.same()  # the first build becomes the spare
     shards = len(search.shards([str(n) for n in range(12)]))
+    builds.forget()
     assert builds.same() == first  # staged in the spare: its shards kept as they are
     calls.clear()
+    builds.forget()
     assert builds.warm() == first
     assert calls == Counter()
     spare = site.spare_folder(builds.root, builds.root / "build")
@@ -379,6 +514,7 @@ def test_the_spare_builds_search_shards_are_kept_in_place_unless_touched(
     bundles[0].write_text("{}")
     (spare / "pagefind" / "stray.txt").write_text("not ours")
     calls.clear()
+    builds.forget()
     assert builds.warm() == first
     assert calls == Counter({"_link": 1})
     assert builds.cold() == first

@@ -7,7 +7,9 @@ the claim's bytes, its path, the site settings, what it read of the shared regis
 code; `lint/` the review rules' findings (also keyed by the approval, and by the date when
 it changes them); `rendered/` each claim's rendered files (also keyed by the templates);
 `listed/` the listing pages' fragments (`Renderer.fragment`). `spare/` holds no pack but the
-build before the current one, which the next build writes over (`site.write_site`). A
+build before the current one, which the next build writes over (`site.write_site`), and
+`built/` a signed record of what each output folder's build was made from, so that a build
+of the same inputs over it, untouched, has nothing to do (`site.built_from`). A
 changed input is a new key, so a stale entry is never read; entries no run used are dropped.
 Pickles can run code when loaded, so every entry is signed with a secret kept outside the
 project (in the user's cache folder): a planted file is ignored, not loaded.
@@ -64,6 +66,13 @@ def _secret() -> bytes | None:
         return path.read_bytes()
     except OSError:
         return None
+
+
+def signature(data: bytes) -> bytes | None:
+    """`data` signed with the user's key (as cache entries are), or None without a key
+    (CLAIMPRESS_NO_CACHE, or nowhere to keep one): what proves a record was made here."""
+    secret = None if os.environ.get("CLAIMPRESS_NO_CACHE") else _secret()
+    return None if secret is None else hmac.digest(secret, data, "sha256")
 
 
 _MAGIC = b"CPPACK1\n"

@@ -142,6 +142,8 @@ class Project:
     _approved: Mapping[str, Page | bool] = field(default_factory=dict, repr=False)
     today: dt.date = field(default_factory=clock.today)
     """The date the project was checked as of."""
+    registry_digest: str = ""
+    """A hash of the paths and bytes of every source and figure file."""
 
     @functools.cached_property
     def _loaded(self) -> tuple[tuple[ClaimFile, ...], tuple[Page, ...]]:
@@ -540,6 +542,7 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
         approvals,
         approved,
         today,
+        registry_digest.hexdigest(),
     )
 
 

@@ -52,13 +52,17 @@ def theme_dirs(root: Path) -> list[Path]:
 
 
 def theme_digest(root: Path) -> bytes:
-    """A hash of every file of the theme in use (the project's overrides and the default)."""
+    """A hash of every file of the theme in use (the project's overrides and the default),
+    and of whether each lies where a theme file may (`theme_roots`)."""
     digest = hashlib.sha256()
+    allowed = theme_roots(root)
     for i, theme in enumerate(theme_dirs(root)):  # where the folders are does not count
         for path in sorted(theme.rglob("*")):
             if path.is_file():
                 digest.update(f"{i}\0{path.relative_to(theme)}\0".encode())
-                digest.update(path.read_bytes())
+                data = path.read_bytes()
+                digest.update(b"\1" if inside(path, allowed) else b"\0")
+                digest.update(len(data).to_bytes(8, "big") + data)
     return digest.digest()
 
 

@@ -13,13 +13,18 @@ import ctypes.util
 import errno
 import fcntl
 import hashlib
+import hmac
+import json
 import os
 import pickle
 import shutil
+import stat
 import tempfile
-from collections.abc import Callable, Collection, Iterator, Mapping
+import time
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +32,11 @@ import lz4.block  # type: ignore[import-untyped]
 import lz4.frame  # type: ignore[import-untyped]
 
 from . import listing, prose, search
-from .cache import CACHE_DIR, Pack
+from .cache import CACHE_DIR, Pack, code_digest, signature
 from .parallel import fork_map, gc_paused
 from .problems import OUTSIDE, OutputError, Problem, ProblemsFound
 from .project import Project, display_path
-from .render import Renderer, default_theme, inside, theme_dirs, theme_roots
+from .render import Renderer, default_theme, inside, theme_digest, theme_dirs, theme_roots
 from .resolve import Page, open_questions
 from .written import untouched, written_at
 from .yamltree import decode
@@ -333,6 +338,12 @@ def _leftovers(out: Path) -> list[Path]:
     ]
 
 
+def _discard_leftovers(out: Path) -> None:
+    """Delete what builds to `out` that were killed left (`_leftovers`)."""
+    for old in _leftovers(out):
+        _discard(old)
+
+
 def _discard(folder: Path) -> None:
     """Delete a folder of ours, its marker last: a build killed meanwhile leaves a folder the
     next build still knows as its own."""
@@ -431,10 +442,7 @@ def _sweep(folder: Path, files: Mapping[str, bytes], keep: Collection[str]) -> s
     """Delete from a staging folder everything but `files` (as regular files), the
     folders leading to them and the top-level folders `keep` (left for `before_swap`);
     return the folders left, relative to it ("" for itself)."""
-    wanted = {""}
-    for rel in files:
-        while (rel := rel.rpartition("/")[0]) and rel not in wanted:
-            wanted.add(rel)
+    wanted = {"", *_folders_of(files)}
     left: set[str] = set()
 
     def walk(rel: str) -> None:
@@ -452,6 +460,15 @@ def _sweep(folder: Path, files: Mapping[str, bytes], keep: Collection[str]) -> s
 
     walk("")
     return left
+
+
+def _folders_of(paths: Iterable[str]) -> set[str]:
+    """The folders leading to the files `paths` (relative paths), the top one aside."""
+    folders: set[str] = set()
+    for rel in paths:
+        while (rel := rel.rpartition("/")[0]) and rel not in folders:
+            folders.add(rel)
+    return folders
 
 
 def write_site(
@@ -476,8 +493,7 @@ def write_site(
     keeps the shards that did not change)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with _locked(out):
-        for old in _leftovers(out):
-            _discard(old)
+        _discard_leftovers(out)
         stage, kept, kept_since = _staging(out, spare)
         try:
             previous = _manifest(out)
@@ -550,18 +566,155 @@ def spare_folder(root: Path, out: Path) -> Path | None:
 
 
 def build(project: Project, out: Path, *, drafts: bool = False, live: bool = False) -> BuildReport:
-    """Render the whole site, then replace `out` with it in one step."""
+    """Render the whole site, then replace `out` with it in one step; nothing to do when
+    `out` holds the site of the same inputs, untouched since (`built_from`)."""
     target = check_out_dir(out, project.root)
+    inputs = inputs_digest(project, drafts=drafts, live=live)
+    record = record_path(project.root, target)
+    if record is not None and target.is_dir():
+        with _locked(target):
+            _discard_leftovers(target)
+            done = built_from(target, record, inputs)
+        if done is not None:
+            return BuildReport(target, *done)
     with gc_paused():
         plan = plan_site(project.without_locations(), drafts=drafts, live=live)
     slugs = [page.slug for page in plan.pages]
+
+    def before_swap(folder: Path, digests: dict[str, str]) -> None:
+        build_search_index(folder, digests, slugs, target / search.SEARCH_DIR)
+        if record is not None:
+            record_inputs(folder, plan, inputs, record)
+
     write_site(
         plan,
         target,
-        before_swap=lambda folder, digests: build_search_index(
-            folder, digests, slugs, target / search.SEARCH_DIR
-        ),
+        before_swap=before_swap,
         spare=spare_folder(project.root, target),
         keep=(search.SEARCH_DIR,),
     )
     return BuildReport(target, len(plan.pages), len(plan.files))
+
+
+def inputs_digest(project: Project, *, drafts: bool, live: bool) -> str:
+    """A hash of everything a build makes the site from: claimpress's code and Pagefind's
+    version, the options and settings, every claim's cache key (its path and bytes, and what
+    it read of the registry), the registry files, the approvals, theme and about page."""
+    about = project.root / ABOUT_FILE
+    parts: list[str | bytes] = [
+        code_digest(),
+        version("pagefind"),
+        repr((drafts, live, search.shard_pages())),
+        project.site.model_dump_json(),
+        project.registry_digest,
+        repr(sorted(project.approvals.items())),
+        theme_digest(project.root),
+        read_about(about, project.root) if about.exists() else "\0",
+        *(f"{summary.rel}\0{summary.key}" for summary in project.summaries),
+    ]
+    digest = hashlib.sha256()
+    for part in parts:
+        data = part.encode() if isinstance(part, str) else part
+        digest.update(len(data).to_bytes(8, "big") + data)
+    return digest.hexdigest()
+
+
+def record_path(root: Path, out: Path) -> Path | None:
+    """Where the record of the build at `out` is kept (`record_inputs`); None without a
+    cache."""
+    spare = spare_folder(root, out)
+    return None if spare is None else spare.parent.parent / "built" / spare.name
+
+
+def record_inputs(folder: Path, plan: Plan, inputs: str, record: Path) -> None:
+    """Record that the build of `plan` staged in `folder` (its search index made) was made
+    from `inputs`: its marker's status-change time is set past that of every file it holds
+    (as `built_from` trusts none changed later), and the record, signed, holds that and a
+    hash of its files and manifest."""
+    files = [(rel, len(data)) for rel, data in plan.files.items()]
+    newest = os.lstat(folder / MANIFEST).st_ctime_ns  # the writer wrote the rest before it
+    files += [(name, os.lstat(folder / name).st_size) for name in (MARKER, MANIFEST)]
+    folders = _folders_of(rel for rel, _ in files)
+    if (folder / search.SEARCH_DIR).is_dir():
+        folders.add(search.SEARCH_DIR)
+        for rel, info in _entries(folder, search.SEARCH_DIR):
+            newest = max(newest, info.st_ctime_ns)
+            if stat.S_ISDIR(info.st_mode):
+                folders.add(rel)
+            else:
+                files.append((rel, info.st_size))
+    marker = folder / MARKER
+    os.utime(marker)
+    while os.lstat(marker).st_ctime_ns <= newest:  # within the clock tick of a file's change
+        time.sleep(0.001)
+        os.utime(marker)
+    body = json.dumps(
+        {
+            "inputs": inputs,
+            "files": _tree(files, folders),
+            "manifest": hashlib.sha256((folder / MANIFEST).read_bytes()).hexdigest(),
+            "claims": len(plan.pages),
+            "count": len(plan.files),
+        }
+    ).encode()
+    signed = signature(body)
+    if signed is None:
+        return
+    record.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=record.parent, prefix=".tmp-")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(signed.hex().encode() + b"\n" + body)
+    os.replace(tmp, record)
+
+
+def built_from(out: Path, record: Path, inputs: str) -> tuple[int, int] | None:
+    """The claims and files of the build at `out` when its `record` (`record_inputs`),
+    signed with this user's key, says it was made from `inputs`, and it holds just the
+    files and manifest it was written with, none changed since (its marker's status-change
+    time); else None."""
+    try:
+        if not stat.S_ISREG(os.lstat(record).st_mode):
+            return None
+        signed, _, body = record.read_bytes().partition(b"\n")
+        mine = signature(body)
+        if mine is None or not hmac.compare_digest(signed, mine.hex().encode()):
+            return None
+        recorded = json.loads(body)
+        if recorded["inputs"] != inputs:
+            return None
+        since = os.lstat(out / MARKER).st_ctime_ns
+        files: list[tuple[str, int]] = []
+        folders: set[str] = set()
+        for rel, info in _entries(out):
+            if stat.S_ISDIR(info.st_mode):
+                folders.add(rel)
+                continue
+            if not stat.S_ISREG(info.st_mode) or (info.st_ctime_ns >= since and rel != MARKER):
+                return None
+            files.append((rel, info.st_size))
+        manifest = hashlib.sha256((out / MANIFEST).read_bytes()).hexdigest()
+    except OSError:
+        return None
+    if _tree(files, folders) != recorded["files"] or manifest != recorded["manifest"]:
+        return None
+    return recorded["claims"], recorded["count"]
+
+
+def _entries(top: Path, under: str = "") -> Iterator[tuple[str, os.stat_result]]:
+    """Everything under the folder `under` of `top` (by path relative to `top`), with what
+    `os.lstat` tells of it."""
+    folders = [under]
+    while folders:
+        rel = folders.pop()
+        with os.scandir(top / rel) as entries:
+            for entry in entries:
+                sub = f"{rel}/{entry.name}" if rel else entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(sub)
+                yield sub, entry.stat(follow_symlinks=False)
+
+
+def _tree(files: list[tuple[str, int]], folders: set[str]) -> str:
+    """A hash of a build's files (by path and size) and folders."""
+    lines = sorted([f"{rel}\0{size}" for rel, size in files] + [f"{rel}/" for rel in folders])
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
