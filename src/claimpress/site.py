@@ -630,11 +630,10 @@ def record_inputs(folder: Path, plan: Plan, inputs: str, record: Path) -> None:
     """Record that the build of `plan` staged in `folder` (its search index made) was made
     from `inputs`: its marker's status-change time is set past that of every file it holds
     (as `built_from` trusts none changed later), and the record, signed, holds that and a
-    hash of its files and manifest."""
-    files = [(rel, len(data)) for rel, data in plan.files.items()]
+    hash of its paths and manifest."""
+    files = [*plan.files, MARKER, MANIFEST]
     newest = os.lstat(folder / MANIFEST).st_ctime_ns  # the writer wrote the rest before it
-    files += [(name, os.lstat(folder / name).st_size) for name in (MARKER, MANIFEST)]
-    folders = _folders_of(rel for rel, _ in files)
+    folders = _folders_of(files)
     if (folder / search.SEARCH_DIR).is_dir():
         folders.add(search.SEARCH_DIR)
         for rel, info in _entries(folder, search.SEARCH_DIR):
@@ -642,7 +641,7 @@ def record_inputs(folder: Path, plan: Plan, inputs: str, record: Path) -> None:
             if stat.S_ISDIR(info.st_mode):
                 folders.add(rel)
             else:
-                files.append((rel, info.st_size))
+                files.append(rel)
     marker = folder / MARKER
     os.utime(marker)
     while os.lstat(marker).st_ctime_ns <= newest:  # within the clock tick of a file's change
@@ -670,8 +669,8 @@ def record_inputs(folder: Path, plan: Plan, inputs: str, record: Path) -> None:
 def built_from(out: Path, record: Path, inputs: str) -> tuple[int, int] | None:
     """The claims and files of the build at `out` when its `record` (`record_inputs`),
     signed with this user's key, says it was made from `inputs`, and it holds just the
-    files and manifest it was written with, none changed since (its marker's status-change
-    time); else None."""
+    files, folders and manifest it was written with, each a regular file whose status has
+    not changed since the build stamped its marker's; else None."""
     try:
         if not stat.S_ISREG(os.lstat(record).st_mode):
             return None
@@ -683,7 +682,7 @@ def built_from(out: Path, record: Path, inputs: str) -> tuple[int, int] | None:
         if recorded["inputs"] != inputs:
             return None
         since = os.lstat(out / MARKER).st_ctime_ns
-        files: list[tuple[str, int]] = []
+        files: list[str] = []
         folders: set[str] = set()
         for rel, info in _entries(out):
             if stat.S_ISDIR(info.st_mode):
@@ -691,7 +690,7 @@ def built_from(out: Path, record: Path, inputs: str) -> tuple[int, int] | None:
                 continue
             if not stat.S_ISREG(info.st_mode) or (info.st_ctime_ns >= since and rel != MARKER):
                 return None
-            files.append((rel, info.st_size))
+            files.append(rel)
         manifest = hashlib.sha256((out / MANIFEST).read_bytes()).hexdigest()
     except OSError:
         return None
@@ -714,7 +713,8 @@ def _entries(top: Path, under: str = "") -> Iterator[tuple[str, os.stat_result]]
                 yield sub, entry.stat(follow_symlinks=False)
 
 
-def _tree(files: list[tuple[str, int]], folders: set[str]) -> str:
-    """A hash of a build's files (by path and size) and folders."""
-    lines = sorted([f"{rel}\0{size}" for rel, size in files] + [f"{rel}/" for rel in folders])
+def _tree(files: list[str], folders: set[str]) -> str:
+    """A hash of the paths of a build's files and folders (what is in a file changes its
+    status-change time, which `built_from` checks)."""
+    lines = sorted(files + [f"{rel}/" for rel in folders])
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
