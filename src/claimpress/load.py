@@ -39,7 +39,8 @@ class Located:
     """A validated value with the file it came from and the tree that locates its parts."""
 
     rel: str
-    """The file's path relative to the project, for messages."""
+    """The file's path relative to the project's root (`claims/x.yaml`), whatever the
+    working folder: what the cache keeps (messages name it from there: `Problem.shown`)."""
     root: Node
     """The parsed YAML, to find the line and column of any field."""
 
@@ -62,11 +63,13 @@ class Located:
         rule: str = "",
         key: bool = False,
         at: tuple[int, int] | None = None,
+        names: str = "",
     ) -> Problem:
         """A problem located at the field `loc` of this file (at its key when `key`), or at
-        `at`, an exact line and column inside it, when known."""
+        `at`, an exact line and column inside it, when known; its message ends by naming the
+        file `names`, if given (`Problem.names`)."""
         line, col = at or (self.key_at(*loc) if key else self.at(*loc))
-        return Problem(self.rel, line, col, field_path(loc), message, severity, rule)  # type: ignore[arg-type]
+        return Problem(self.rel, line, col, field_path(loc), message, severity, rule, names)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -47,7 +47,8 @@ class Problem:
     """One thing wrong with one place in one input file."""
 
     path: str
-    """The file, as the user named it (relative to the project where possible)."""
+    """The file: relative to the project's root as gathering finds it (`claims/x.yaml`), as
+    the user names it from the working folder once `shown` (`site/claims/x.yaml`)."""
     line: int
     """1-based line of the offending value (0 when the problem concerns the whole file)."""
     col: int
@@ -60,6 +61,22 @@ class Problem:
     """Errors stop a build; warnings stop it only under `--strict`."""
     rule: str = ""
     """Stable name of the lint rule that found it, for warnings and silencing."""
+    names: str = ""
+    """Another file the message names last (`already defined at sources/x.yaml:3:1; ...`),
+    as `path` names its own: `shown` rewrites both."""
+
+    def shown(self, show: Callable[[str], str]) -> Problem:
+        """The problem as the user reads it: `path` and the file the message names, both
+        relative to the project's root, named by `show` (relative to the working folder)."""
+        message = self.message
+        if self.names:
+            head, found, tail = message.rpartition(self.names)
+            if found:
+                message = head + show(self.names) + tail
+        # Not `dataclasses.replace`: a build shows every warning of 10,000 claims.
+        return Problem(
+            show(self.path), self.line, self.col, self.field, message, self.severity, self.rule
+        )
 
     def __str__(self) -> str:
         where = f"{printable(self.path)}:{self.line}:{self.col}"

@@ -548,6 +548,7 @@ def _merge(
                     f"{kind} `{key}` is already defined at "
                     f"{table[key].where()}; use that one or rename this one",
                     key=True,
+                    names=table[key].file.rel,
                 )
             )
         table[key] = Entry(key, item, file, (*prefix, key))
