@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -15,14 +16,14 @@ from typing import Any
 import jinja2
 import pytest
 
-from claimpress import load, parallel, project, search, site
+from claimpress import lint, load, parallel, project, search, site
 from claimpress.approvals import approve
 from claimpress.cache import CACHE_DIR, Pack
 from claimpress.problems import Problem
 from claimpress.project import gather
 from claimpress.render import RENDERED, TEMPLATE_SUFFIXES, _reached, _referenced
 from claimpress.site import MANIFEST, build
-from conftest import REPO, tree
+from conftest import REPO, run_cli, tree
 
 
 def _generator():  # type: ignore[no-untyped-def]
@@ -118,8 +119,10 @@ def test_warm_builds_match_cold_builds_through_every_kind_of_edit(builds: Builds
     claims[6].unlink()
     renamed = builds.same()
     assert "claims/renamed-claim/index.html" in renamed
-    assert not any(rel.startswith((f"claims/{claims[5].stem}/", f"claims/{claims[6].stem}/"))
-                   for rel in renamed)
+    assert not any(
+        rel.startswith((f"claims/{claims[5].stem}/", f"claims/{claims[6].stem}/"))
+        for rel in renamed
+    )
 
     # Shared registry, site settings and templates.
     shared = root / "figures" / "shared.yaml"
@@ -251,9 +254,10 @@ def test_a_template_edit_renders_again_only_what_uses_that_template(
         return [t for t in rendered if t.startswith("_")]
 
     # A listing page: neither the claims nor any listing entry.
-    assert b"<h1>All sources" in override("sources.html", "<h1>Sources", "<h1>All sources")[
-        "sources/index.html"
-    ]
+    assert (
+        b"<h1>All sources"
+        in override("sources.html", "<h1>Sources", "<h1>All sources")["sources/index.html"]
+    )
     assert "claim.html" not in rendered and not entries()
     # A listing entry: that entry on every list, no claim.
     assert b"<h2 class=x>" in override("_claim_item.html", "<h2>", "<h2 class=x>")["index.html"]
@@ -271,8 +275,8 @@ def test_a_template_edit_renders_again_only_what_uses_that_template(
 
 
 def test_a_project_moved_with_its_cache_stays_warm(builds: Builds, rendered: list[str]) -> None:
-    """Keys hold where the project is from the working folder (messages name files from
-    there), not where either is: a project renamed or cloned elsewhere keeps its cache."""
+    """Keys hold neither where the project is nor the working folder: a project renamed or
+    cloned elsewhere keeps its cache."""
     builds.monkeypatch.setenv("CLAIMPRESS_JOBS", "1")  # claims rendered where they are counted
     reads = _reads(builds.monkeypatch)
     builds.monkeypatch.setattr(project, "SETTLED_NS", -3600 * 10**9)
@@ -293,11 +297,92 @@ def test_a_project_moved_with_its_cache_stays_warm(builds: Builds, rendered: lis
     assert builds.warm() == first
     assert reads == [] and "claim.html" not in rendered
     assert not [t for t in rendered if t.startswith("_")]
-    # From another folder, messages name the files differently: nothing is reused.
-    builds.monkeypatch.chdir(builds.scratch)
-    rendered.clear()
-    assert builds.warm() == first
-    assert "claim.html" in rendered
+
+
+def _segments(root: Path) -> list[str]:
+    """Every segment of every pack of the cache: a run that found nothing new writes none."""
+    return sorted(p.relative_to(root).as_posix() for p in (root / CACHE_DIR).glob("*/seg-*"))
+
+
+def test_a_project_built_from_another_folder_stays_warm(
+    builds: Builds, rendered: list[str]
+) -> None:
+    """What is cached names files from the project's root, not from the working folder:
+    `-C site` from the parent, or `-C ../site` from a folder elsewhere, gathers and renders
+    nothing again, and writes the same site."""
+    builds.monkeypatch.setenv("CLAIMPRESS_JOBS", "1")  # claims rendered where they are counted
+    reads = _reads(builds.monkeypatch)
+    builds.monkeypatch.setattr(project, "SETTLED_NS", -3600 * 10**9)
+    linted: list[str] = []
+    lint_claim = lint.lint_claim
+
+    def counted(context: lint.Context) -> list[Problem]:
+        linted.append(context.page.slug)
+        return lint_claim(context)
+
+    builds.monkeypatch.setattr(lint, "lint_claim", counted)
+    builds.monkeypatch.chdir(builds.root)
+    first = builds.same()
+    build(gather(Path(".")), Path("build"))  # from the root, as `claimpress build` is run
+    segments = _segments(builds.root)
+    elsewhere = builds.scratch / "elsewhere"
+    elsewhere.mkdir()
+    for cwd, named in ((builds.scratch, Path("site")), (elsewhere, Path("../site"))):
+        builds.monkeypatch.chdir(cwd)
+        reads.clear()
+        rendered.clear()
+        linted.clear()
+        build(gather(named), named / "build")
+        assert tree(builds.root / "build") == first
+        assert reads == [] and linted == []
+        assert "claim.html" not in rendered
+        assert not [t for t in rendered if t.startswith("_")]  # no listing fragment either
+        assert _segments(builds.root) == segments  # nothing new to keep
+
+
+def test_problems_from_a_warm_cache_name_files_from_the_working_folder(example: Path) -> None:
+    """The same cached problems, named as the user would type the file from wherever
+    `check` is run: from the root, from its parent with `-C`, from a folder elsewhere."""
+    root = example.parent / "site"
+    example.rename(root)
+    (root / "claims" / "bad.yaml").write_text(
+        "question: Bad?\nchecked_on: 2026-01-16\nstatus: published\nbogus: 1\n"
+    )
+    # A claim redefining a shared source: its message names the registry file too.
+    claim = next(p for p in sorted((root / "claims").iterdir()) if p.name != "bad.yaml")
+    claim.write_text(
+        claim.read_text().replace(
+            "sources:\n", "sources:\n  ncmec-2023: {title: X, url: https://example.org/x}\n", 1
+        )
+    )
+    elsewhere = root.parent / "elsewhere"
+    elsewhere.mkdir()
+    # Every file settled (`project.SETTLED_NS`) before the first run: it records their stats,
+    # and the next runs have nothing new to keep.
+    time.sleep(project.SETTLED_NS / 1e9 + 0.1)
+    from_root = run_cli("check", cwd=root)
+    segments = _segments(root)
+    from_parent = run_cli("-C", "site", "check", cwd=root.parent)
+    from_elsewhere = run_cli("-C", "../site", "check", "--format", "json", cwd=elsewhere)
+    assert _segments(root) == segments  # every problem came from the cache
+    assert from_root.code == from_parent.code == from_elsewhere.code == 1
+    assert "claims/bad.yaml:4:1: bogus: unknown field `bogus`" in from_root.err
+    assert "\nsite/claims/bad.yaml:4:1: bogus: unknown field `bogus`" in from_parent.err
+    # A message naming another file names it from the working folder too.
+    line = claim.read_text().splitlines().index("sources:") + 2
+    assert (
+        f"\nsite/claims/{claim.name}:{line}:3: sources.ncmec-2023: source `ncmec-2023` is "
+        "already defined at site/sources/ncmec.yaml:3:1; use that one or rename this one"
+    ) in from_parent.err
+    here, there = from_root.err.splitlines(), from_parent.err.splitlines()
+    assert len(here) == len(there) > 3
+    assert there[:-1] == [
+        "site/" + line.replace(" at sources/", " at site/sources/") for line in here[:-1]
+    ]
+    assert here[-1] == there[-1]  # the count
+    reported = json.loads(from_elsewhere.out)
+    assert [p["path"] for p in reported] == ["../site/" + line.split(":")[0] for line in here[:-1]]
+    assert any("at ../site/sources/ncmec.yaml:3:1;" in p["message"] for p in reported)
 
 
 def test_the_templates_rendered_by_name_reach_every_template_of_the_default_theme() -> None:

@@ -4,6 +4,7 @@ what gathering and building everything again gives, and writes only what changed
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -13,12 +14,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import watchfiles
 
 from claimpress import live as live_module
 from claimpress.live import Claims, LiveSite, reload_claims
 from claimpress.project import gather
 from claimpress.render import Renderer
-from claimpress.serve import _Server
+from claimpress.serve import Preview, _Server
 from claimpress.site import MANIFEST
 from conftest import tree
 from test_incremental import _generator
@@ -318,3 +320,36 @@ def test_a_dropped_connection_is_not_reported_but_other_errors_are(
     except ValueError:
         server.handle_error(None, ("127.0.0.1", 50000))
     assert "ValueError: a real bug" in capsys.readouterr().err
+
+
+def test_serve_names_the_files_of_an_edit_from_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`serve -C site` from the parent: the problems of an edit, read again alone, name the
+    claim file from there, as `check` does."""
+    root = tmp_path / "site"
+    _generator().generate(root, 12)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    monkeypatch.setenv("CLAIMPRESS_SEARCH_SHARD_PAGES", "3")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()
+    preview = Preview(Path("site").absolute(), tmp_path / "out")
+    preview.site.start()
+    try:
+        preview.rebuild()
+        claim = sorted((root / "claims").iterdir())[3]
+        text = claim.read_text()
+        claim.write_text(re.sub(r"\n    archive_url: .*", "", text, count=1))
+        capsys.readouterr()
+        preview.rebuild({(watchfiles.Change.modified, str(claim))})
+        err = capsys.readouterr().err.splitlines()
+        assert err and all(line.startswith(f"site/claims/{claim.name}:") for line in err)
+        assert any(line.endswith("[no-archive]") for line in err)
+        claim.write_text(text.replace("checked_on:", "checked_onn:"))
+        preview.rebuild({(watchfiles.Change.modified, str(claim))})
+        assert f"\nsite/claims/{claim.name}:" in capsys.readouterr().err
+        assert preview.error is not None
+        assert f"site/claims/{claim.name}:" in preview.error
+        assert "checked_onn: unknown field `checked_onn`" in preview.error
+    finally:
+        preview.site.stop()

@@ -80,7 +80,7 @@ class Approval:
     figures: dict[str, Figure]
     """The shared figures the approved version drew on."""
     path: str
-    """The approval file, relative to the project."""
+    """The approval file, relative to the project's root (`approvals/<slug>.json`)."""
     history: tuple[dict[str, Any], ...] = field(default=())
     """Earlier approvals of the claim, newest first."""
 
@@ -200,9 +200,9 @@ def snapshot_claim(approval: Approval) -> Claim | None:
 _STATUS = re.compile(r"""(["']?)(draft|review|published)\1(?=\s*(?:#.*)?$)""")
 
 
-def set_status(file: ClaimFile, status: Status) -> bytes:
+def set_status(file: ClaimFile, status: Status, name: str) -> bytes:
     """The claim file's bytes with its status line changed in place; the rest of the file,
-    comments and layout included, is untouched."""
+    comments and layout included, is untouched. Messages call the file `name`."""
     bom = b"\xef\xbb\xbf" if file.data.startswith(b"\xef\xbb\xbf") else b""
     lines = file.data[len(bom) :].decode("utf-8").splitlines(keepends=True)
     entries = file.root.value
@@ -214,7 +214,7 @@ def set_status(file: ClaimFile, status: Status) -> bytes:
         match = _STATUS.match(end, node.col - 1)
         if match is None:
             raise ApprovalError(
-                f"{file.rel}:{node.line}:{node.col}: cannot edit the status line; "
+                f"{name}:{node.line}:{node.col}: cannot edit the status line; "
                 f"write `status: {status}` there by hand"
             )
         lines[node.line - 1] = (
@@ -238,7 +238,7 @@ def set_status(file: ClaimFile, status: Status) -> bytes:
         file.claim
     ):
         raise ApprovalError(
-            f"{file.rel}: cannot edit the status safely; set `status: {status}` by hand"
+            f"{name}: cannot edit the status safely; set `status: {status}` by hand"
         )
     return data
 
@@ -318,7 +318,8 @@ class Signed:
 
 
 def shared_files(registry: Registry) -> set[str]:
-    """The registry files (under sources/ and figures/) that define shared entries."""
+    """The registry files (under sources/ and figures/) that define shared entries, relative
+    to the project's root."""
     files = {e.file.rel for e in registry.sources.values()}
     return files | {e.file.rel for e in registry.figures.values()}
 
@@ -330,15 +331,18 @@ def _claim_for(project: Project, name: str) -> tuple[Page, ClaimFile]:
     if file is None:
         known = ", ".join(c.slug for c in project.claims)
         raise ApprovalError(f"no claim `{name}`; known: {known}")
-    shared = shared_files(project.registry)
+    shown, shared = (
+        project.show(file.rel),
+        {project.show(r) for r in shared_files(project.registry)},
+    )
     broken = [
         p
         for p in project.problems
-        if p.severity == "error" and (p.path == file.rel or p.path in shared)
+        if p.severity == "error" and (p.path == shown or p.path in shared)
     ]
     page = next((p for p in project.pages if p.slug == slug), None)
     if broken or page is None:
-        raise ApprovalError(f"{file.rel} has errors; fix them first (claimpress check)", broken)
+        raise ApprovalError(f"{shown} has errors; fix them first (claimpress check)", broken)
     return page, file
 
 
@@ -351,9 +355,9 @@ def submit(project: Project, name: str) -> Signed:
             if page.claim.status == "review"
             else "it is published; edit it, then approve the edit with claimpress approve"
         )
-        raise ApprovalError(f"{file.rel}: only a draft can be submitted; {hint}")
+        raise ApprovalError(f"{project.show(file.rel)}: only a draft can be submitted; {hint}")
     path = project.root / "claims" / f"{file.slug}{Path(file.rel).suffix}"
-    write_atomic(path, set_status(file, "review"))
+    write_atomic(path, set_status(file, "review", project.show(file.rel)))
     return Signed(path, "review")
 
 
@@ -365,9 +369,14 @@ def approve(project: Project, name: str, by: str, note: str | None, at: dt.datet
         raise ApprovalError("--by needs the approver's name, on one line")
     if page.claim.status == "draft":
         raise ApprovalError(
-            f"{file.rel} is a draft; submit it for review first: claimpress submit {file.slug}"
+            f"{project.show(file.rel)} is a draft; submit it for review first: "
+            f"claimpress submit {file.slug}"
         )
-    data = file.data if page.claim.status == "published" else set_status(file, "published")
+    data = (
+        file.data
+        if page.claim.status == "published"
+        else set_status(file, "published", project.show(file.rel))
+    )
     folder = project.root / APPROVALS_DIR
     target = folder / f"{file.slug}.json"
     record = approval_json(

@@ -3,14 +3,17 @@
 `.claimpress-cache/` holds one `Pack` per kind of work: `summaries/` and `claims/` what
 loading and resolving each claim found (its problems, its validated file and page), keyed by
 the claim's bytes, its path, the site settings, what it read of the shared registry
-(`Registry.fingerprint`), where the project is from the working folder and claimpress's own
-code; `lint/` the review rules' findings (also keyed by the approval, and by the date when
-it changes them); `rendered/` each claim's rendered files (also keyed by the templates);
-`listed/` the listing pages' fragments (`Renderer.fragment`). `spare/` holds no pack but the
-build before the current one, which the next build writes over (`site.write_site`), and
-`built/` a signed record of what each output folder's build was made from, so that a build
-of the same inputs over it, untouched, has nothing to do (`site.built_from`). A
-changed input is a new key, so a stale entry is never read; entries no run used are dropped.
+(`Registry.fingerprint`) and claimpress's own code; `lint/` the review rules' findings
+(also keyed by the approval, and by the date when it changes them); `rendered/` each
+claim's rendered files (also keyed by the templates); `listed/` the listing pages'
+fragments (`Renderer.fragment`). `spare/` holds no pack but the build before the current
+one, which the next build writes over (`site.write_site`), and `built/` a signed record of
+what each output folder's build was made from, so that a build of the same inputs over it,
+untouched, has nothing to do (`site.built_from`). A changed input is a new key, so a stale
+entry is never read; entries no run used are dropped. Entries name files from the
+project's root (`claims/x.yaml`) and no key holds the working folder: a project moved, or
+run with `-C` from anywhere, keeps its cache (problems name their files from the working
+folder only when shown: `Problem.shown`).
 Pickles can run code when loaded, so every entry is signed with a secret kept outside the
 project (in the user's cache folder): a planted file is ignored, not loaded.
 """

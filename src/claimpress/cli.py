@@ -213,7 +213,8 @@ def export(
 
     with handled():
         project = load()
-        broken_site = [p for p in errors(project.problems) if p.path == project.site_file.rel]
+        site_file = project.show(project.site_file.rel)
+        broken_site = [p for p in errors(project.problems) if p.path == site_file]
         if broken_site:
             raise ProblemsFound(broken_site)
         try:

@@ -433,13 +433,13 @@ def _verify(
     claim_rel = display_path(target)
     claim, root, problems = parse_model(yaml_text.encode(), claim_rel, Claim)
     if claim is None or root is None:
-        return None, [_moved(rel, p) for p in problems]
+        return None, [_moved(rel, p, project) for p in problems]
     file = ClaimFile(
         claim_rel, root, target.stem, claim, hashlib.sha256(yaml_text.encode()).hexdigest()
     )
     page, problems = resolve_claim(file, project.registry, project.site)
     if page is None or errors(problems):
-        return None, [_moved(rel, p) for p in errors(problems)]
+        return None, [_moved(rel, p, project) for p in errors(problems)]
     exported = renderer.claim_text(page)
     rest = exported[len(article.text) :]
     if exported.startswith(article.text) and (not rest or rest.startswith(SOURCES_AFTER)):
@@ -469,6 +469,8 @@ def _differ(a: Sequence[str], b: Sequence[str]) -> int:
     )
 
 
-def _moved(rel: str, problem: Problem) -> Problem:
-    """A problem of the claim an article became, reported on the article."""
-    return Problem(rel, 1, 1, problem.field, f"the imported claim: {problem.message}")
+def _moved(rel: str, problem: Problem, project: Project) -> Problem:
+    """A problem of the claim an article became, reported on the article (a file of the
+    project its message names, named as messages name it)."""
+    message = problem.shown(project.show).message
+    return Problem(rel, 1, 1, problem.field, f"the imported claim: {message}")

@@ -30,7 +30,7 @@ from .approvals import content_hash
 from .load import CLAIMS_DIR, ClaimFile, read
 from .parallel import gc_paused
 from .problems import Problem
-from .project import Project, display_path, input_problem, load_and_resolve
+from .project import Project, input_problem, load_and_resolve
 from .render import Renderer
 from .resolve import Page, link_follow_ups, question_key
 from .site import (
@@ -62,11 +62,11 @@ class Claims:
 
     project: Project = field(compare=False)
     files: Mapping[str, ClaimFile]
-    """Every claim file that validated, by path."""
+    """Every claim file that validated, by path (relative to the project's root)."""
     pages: Mapping[str, Page]
-    """Every claim that resolved, unlinked, by path."""
+    """Every claim that resolved, unlinked, by path (relative to the project's root)."""
     problems: tuple[Problem, ...]
-    """Everything found wrong, as `Project.problems`."""
+    """Everything found wrong, as `Project.problems` (shown: named from the working folder)."""
     slugs: Mapping[str, int] = field(compare=False)
     """How many of `files` have each slug."""
 
@@ -94,11 +94,13 @@ def reload_claims(claims: Claims, paths: Iterable[Path]) -> Claims | None:
         if kind is None:
             return None
         if kind:
-            changed[display_path(path)] = path
+            changed[f"{CLAIMS_DIR}/{path.name}"] = path
     if project.site.require_approval or len(claims.slugs) < len(claims.files):
         return None
     files, pages, slugs = dict(claims.files), dict(claims.pages), Counter(claims.slugs)
-    problems = [p for p in claims.problems if p.path not in changed]
+    shown = {project.show(rel) for rel in changed}
+    kept = [p for p in claims.problems if p.path not in shown]
+    problems: list[Problem] = []
     for rel, path in sorted(changed.items()):
         pages.pop(rel, None)
         if rel in files:
@@ -133,7 +135,8 @@ def reload_claims(claims: Claims, paths: Iterable[Path]) -> Claims | None:
     slugs = +slugs  # only the slugs some file has
     if len(slugs) < len(files):
         return None
-    return Claims(project, files, pages, tuple(sorted(set(problems))), slugs)
+    kept += (p.shown(project.show) for p in problems)
+    return Claims(project, files, pages, tuple(sorted(set(kept))), slugs)
 
 
 def _fingerprint(page: Page) -> tuple[Any, ...]:

@@ -13,7 +13,7 @@ import io
 import os
 import pickle
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
@@ -57,6 +57,7 @@ class Summary(NamedTuple):
 
     path: Path
     rel: str
+    """The file relative to the project's root (`claims/x.yaml`)."""
     key: str
     """The claim's cache key: its path and bytes, and what gathering it found of the shared
     registry (`Registry.fingerprint`), in the project's context."""
@@ -135,7 +136,8 @@ class Project:
     summaries: tuple[Summary, ...]
     """One per claim file that could be read, in file order."""
     problems: tuple[Problem, ...]
-    """Everything found wrong, errors and warnings, sorted by file and line."""
+    """Everything found wrong, errors and warnings, sorted by file and line; shown: their
+    files named from the working folder (`Problem.shown`)."""
     _claims: _Claims = field(repr=False, compare=False)
     approvals: Mapping[str, Approval] = field(default_factory=dict)
     """The latest approval of each claim, by slug (`approvals/<slug>.json`)."""
@@ -175,6 +177,15 @@ class Project:
             slug: current.get(slug) if v is True else (v or None)
             for slug, v in self._approved.items()
         }
+
+    def show(self, rel: str) -> str:
+        """A file of the project named relative to its root (`ClaimFile.rel`), as messages
+        name it: from the working folder (`display_path`)."""
+        return self._shown(rel)
+
+    @functools.cached_property
+    def _shown(self) -> Callable[[str], str]:
+        return shown_paths(self.root)
 
     def without_locations(self) -> Project:
         """This project, its pages loaded without what only locating a problem in their
@@ -235,15 +246,30 @@ def display_path(path: Path) -> str:
         return os.path.relpath(path) if path.is_absolute() else str(path)
 
 
+def shown_paths(root: Path) -> Callable[[str], str]:
+    """How messages name the files of the project at `root`: a path relative to the root
+    (`claims/x.yaml`) as `display_path` names it (`site/claims/x.yaml` from the parent)."""
+    folders: dict[str, str] = {}
+
+    def show(rel: str) -> str:
+        folder, _, name = rel.rpartition("/")
+        where = folders.get(folder)
+        if where is None:
+            where = folders[folder] = display_path(root / folder)
+        return name if where == "." else f"{where}/{name}"
+
+    return show
+
+
 def input_files(root: Path, folder: str) -> Iterator[tuple[Path, str, Problem | None]]:
-    """The YAML files of a folder, sorted, each with a problem if it leads outside the project."""
+    """The YAML files of a folder, sorted, each with its path relative to the project's root
+    and a problem if it leads outside the project."""
     directory = root / folder
     if not directory.is_dir():
         return
     top = root.resolve()
     # Only symlinks need resolving one by one: a plain file's real path is in the folder's.
     inside = directory.resolve().is_relative_to(top)
-    where = display_path(directory)
     with os.scandir(directory) as found:
         entries = sorted(
             (e for e in found if e.name.endswith((".yaml", ".yml")) and e.name[0] != "."),
@@ -251,7 +277,7 @@ def input_files(root: Path, folder: str) -> Iterator[tuple[Path, str, Problem | 
         )
     for entry in entries:
         path = directory / entry.name
-        rel = entry.name if where == "." else f"{where}/{entry.name}"
+        rel = f"{folder}/{entry.name}"
         if entry.is_symlink() or not inside:
             yield path, rel, input_problem(path, rel, top)
         elif not entry.is_file(follow_symlinks=False):
@@ -302,9 +328,12 @@ def gather(root: Path, today: dt.date | None = None, *, render: bool = True) -> 
 def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
     root = root.absolute()
     today = today or clock.today()
-    site, site_file, problems = load_site(root / SITE_FILE, display_path(root / SITE_FILE))
+    # Every file is named relative to the root, whatever the working folder, in what is
+    # gathered and cached; the problems are named from the working folder once found.
+    show = shown_paths(root)
+    site, site_file, problems = load_site(root / SITE_FILE, SITE_FILE)
     if site is None or site_file is None:
-        raise ProblemsFound(problems)
+        raise ProblemsFound(p.shown(show) for p in problems)
     try:
         Locale.parse(site.language.replace("-", "_"))
         bad_format = date_format_problem(site)
@@ -320,9 +349,9 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
         problems.append(site_file.problem(("date_format",), bad_format))
     registry_files: list[RegistryFile] = []
     registry_digest = hashlib.sha256()
-    # Messages name files relative to the working folder: where the project is from there
-    # is part of every key (not where either is, so a project moved along keeps its cache).
-    context = [site.model_dump_json().encode(), os.path.relpath(root, Path.cwd()).encode()]
+    # Neither where the project is nor the working folder is part of any key: a project
+    # moved along, or gathered from another folder (`-C`), keeps its cache.
+    context = [site.model_dump_json().encode()]
     for folder in (SOURCES_DIR, FIGURES_DIR):
         for path, rel, problem in input_files(root, folder):
             if problem:
@@ -338,7 +367,7 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
     registry, found = build_registry(registry_files)
     problems += found
 
-    approvals, found = load_approvals(root, display_path)
+    approvals, found = load_approvals(root, lambda path: path.relative_to(root).as_posix())
     problems += found
     summaries = Pack(root, context, "summaries")
     pack = Pack(root, context, "claims")
@@ -496,6 +525,7 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
                     "",
                     f"slug `{summary.slug}` is also the slug "
                     f"of {seen[summary.slug]}; rename one of the files",
+                    names=seen[summary.slug],
                 )
             )
         seen.setdefault(summary.slug, summary.rel)
@@ -537,7 +567,7 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
         site_file,
         registry,
         tuple(gathered),
-        tuple(sorted(set(problems))),
+        tuple(sorted({p.shown(show) for p in problems})),
         claims,
         approvals,
         approved,

@@ -86,6 +86,8 @@ class Sheet:
     """Everything the review sheet of one claim shows."""
 
     page: Page
+    path: str
+    """The claim file, as messages name it (`Project.show`)."""
     state: str
     """`approved`, `changed since approval` or `never approved`."""
     approval: Approval | None
@@ -142,8 +144,9 @@ def to_review(project: Project, names: list[str]) -> tuple[list[Page], list[Brok
             continue
         page = pages.get(claim.slug)
         if page is None:
-            problems = tuple(p for p in project.problems if p.path == claim.rel)
-            broken.append(Broken(claim.slug, claim.rel, problems))
+            path = project.show(claim.rel)
+            problems = tuple(p for p in project.problems if p.path == path)
+            broken.append(Broken(claim.slug, path, problems))
             continue
         current = state(project, page)
         if (
@@ -178,11 +181,11 @@ def plan_review(project: Project, names: list[str]) -> Bundle:
         sheet = make_sheet(project, renderer, page)
         sheets.append(sheet)
         base = f"claims/{page.slug}/"
-        plan.add(base + "index.html", renderer.claim_html(page, draft=True), page.file.rel)
+        plan.add(base + "index.html", renderer.claim_html(page, draft=True), sheet.path)
         plan.add(
             base + "review.html",
             renderer.render("review/sheet.html", sheet=sheet, root="../../"),
-            page.file.rel,
+            sheet.path,
         )
     plan.add(
         "index.html",
@@ -213,11 +216,13 @@ def make_sheet(project: Project, renderer: Renderer, page: Page) -> Sheet:
         before, _ = approved_page(approval, project.site)
         if before is not None:
             diff = word_diff(renderer.claim_text(before), renderer.claim_text(page))
+    path = project.show(page.file.rel)
     return Sheet(
         page,
+        path,
         current,
         approval,
-        tuple(_items(project, page)),
+        tuple(_items(project, page, path)),
         tuple(_figures(page)),
         tuple(_citations(page)),
         diff,
@@ -266,12 +271,14 @@ def place(page: Page, field: str) -> tuple[str, str]:
     return "Page", "#main"
 
 
-def _items(project: Project, page: Page) -> list[Item]:
+def _items(project: Project, page: Page, path: str) -> list[Item]:
+    """The findings on the page whose file messages call `path`, and those on the shared
+    entries it uses."""
     used = {s.key for s in page.sources if s.shared} | {f.name for f in page.figures if f.shared}
-    shared = shared_files(project.registry)
+    shared = {project.show(rel) for rel in shared_files(project.registry)}
     items = []
     for problem in project.problems:
-        if problem.path == page.file.rel:
+        if problem.path == path:
             where, anchor = place(page, problem.field)
         elif problem.path in shared and problem.field.split(".")[0] in used:
             key = problem.field.split(".")[0]
@@ -281,7 +288,7 @@ def _items(project: Project, page: Page) -> list[Item]:
             )
         else:
             continue
-        items.append(Item(problem, where, anchor, excerpt(page, problem)))
+        items.append(Item(problem, where, anchor, excerpt(page, problem, path)))
     return items
 
 
@@ -289,10 +296,11 @@ _SUBJECT = re.compile(r"^`([^`]+)`|^\{([^}]+)\}")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
 
-def excerpt(page: Page, problem: Problem) -> str:
-    """The sentence of the field that holds a finding's number or figure, as written."""
+def excerpt(page: Page, problem: Problem, path: str) -> str:
+    """The sentence of the field that holds a finding's number or figure, as written, when
+    the finding is on the page's file (which messages call `path`)."""
     subject = _SUBJECT.match(problem.message)
-    if subject is None or problem.path != page.file.rel:
+    if subject is None or problem.path != path:
         return ""
     value: object = page.claim
     for name, index in re.findall(r"(\w+)|\[(\d+)\]", problem.field):

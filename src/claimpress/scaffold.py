@@ -141,7 +141,9 @@ def open_follow_up(project: Project, wanted: str) -> tuple[str, list[str]]:
                 (p for p in project.pages if question_key(p.claim.question) == key), None
             )
             if answered is not None:
-                raise ScaffoldError(f"{answered.file.rel} already answers this question")
+                raise ScaffoldError(
+                    f"{project.show(answered.file.rel)} already answers this question"
+                )
             raise ScaffoldError(
                 f"no claim asks the follow-up {wanted!r}; "
                 "list the open ones with `claimpress new --list-follow-ups`"
@@ -155,7 +157,7 @@ def open_follow_up(project: Project, wanted: str) -> tuple[str, list[str]]:
 def follow_ups(project: Project) -> list[str]:
     """The open follow-ups, numbered as `new --from-follow-up N` takes them, with askers."""
     return [
-        f"{n}. {q.question}\n   asked by " + ", ".join(p.file.rel for p in q.asked_by)
+        f"{n}. {q.question}\n   asked by " + ", ".join(project.show(p.file.rel) for p in q.asked_by)
         for n, q in enumerate(open_questions(link_follow_ups(project.pages)), start=1)
     ]
 

@@ -133,8 +133,9 @@ def plan_site(project: Project, *, drafts: bool = False, live: bool = False) -> 
             pack.put(k, blob)
         files, digests = pickle.loads(lz4.block.decompress(blob))
         renderer.known_json[id(page)] = (page, files[2])
+        owner = project.show(page.file.rel)
         for rel, data, digest in zip(claim_paths(page.slug), files, digests, strict=True):
-            plan.add(rel, data, page.file.rel)
+            plan.add(rel, data, owner)
             plan.digests[rel] = digest
     pack.save()
     renderer.page_keys = {id(p): (p, i) for p, i in zip(pages, identities, strict=True)}
