@@ -617,6 +617,19 @@ def test_a_build_holds_its_pages_without_yaml_trees_or_file_bytes(builds: Builds
     assert tree(builds.root / "build") == builds.cold()
 
 
+def test_a_build_holds_its_claim_files_packed_until_written(builds: Builds) -> None:
+    written = builds.same()
+    for live in (False, True):
+        plan = site.plan_site(gather(builds.root), live=live)
+        claims = {rel for rel, _ in plan.items() if rel.startswith("claims/")}
+        assert len(claims) == 3 * 12
+        assert claims.isdisjoint(plan.files if not live else plan.packed)
+        assert all(len(bytes(plan.packed[rel])) == len(plan.packed[rel]) for rel in plan.packed)
+    assert {rel: bytes(data) for rel, data in site.plan_site(gather(builds.root)).items()} == {
+        rel: data for rel, data in written.items() if not rel.startswith(("pagefind/", "."))
+    }
+
+
 def test_check_finds_what_a_build_finds_and_keeps_the_cached_pages(builds: Builds) -> None:
     root = builds.root
     claims = sorted((root / "claims").iterdir())

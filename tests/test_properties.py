@@ -131,8 +131,8 @@ def test_any_text_in_any_field_gives_a_located_error_or_a_safe_site(values: dict
         if errors:
             return
         plan = plan_site(project)
-        for name, data in plan.files.items():
-            text = data.decode("utf-8")
+        for name, data in plan.items():
+            text = bytes(data).decode("utf-8")
             if name.endswith(".html"):
                 assert html_problems(name, text) == []
             elif name.endswith(".json"):

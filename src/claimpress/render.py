@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, SupportsBytes, TypeVar
 from urllib.parse import urlsplit
 
 import jinja2
@@ -240,7 +240,7 @@ class Renderer:
         self.env.globals.update(site=site, disclaimer=self.disclaimer, version=__version__)
         self.env.globals.update(livereload=live, slugify=slugify, last_change=last_change)
         self.env.globals["fragment"] = self.fragment
-        self.known_json: dict[int, tuple[Page, bytes]] = {}
+        self.known_json: dict[int, tuple[Page, SupportsBytes]] = {}
         """claim_json() results already rendered (by forked workers), by page."""
         self.page_keys: dict[int, tuple[Page, str]] = {}
         """By page: a key that changes whenever anything of the page changes (its cache key)."""
@@ -375,7 +375,7 @@ class Renderer:
     def _claim_json_bytes(self, page: Page) -> bytes:
         """`claim_json` encoded, as rendered already (by forked workers) when it was."""
         known = self.known_json.get(id(page))
-        return known[1] if known and known[0] is page else self.claim_json(page).encode()
+        return bytes(known[1]) if known and known[0] is page else self.claim_json(page).encode()
 
     def index_html(self, pages: list[Page], *, drafts: bool = False) -> str:
         """The site's front page: every claim on the site, newest check first."""
