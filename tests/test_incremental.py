@@ -606,6 +606,22 @@ def test_the_spare_builds_search_shards_are_kept_in_place_unless_touched(
     assert builds.cold() == first
 
 
+def test_what_is_added_to_the_spare_by_hand_does_not_reach_the_site(builds: Builds) -> None:
+    first = builds.same()
+    builds.forget()
+    builds.warm()  # the first build is now the spare
+    spare = site.spare_folder(builds.root, builds.root / "build")
+    assert spare is not None and (spare / MANIFEST).is_file()
+    slug = sorted((builds.root / "claims").iterdir())[0].stem
+    (spare / "claims" / slug / "stray.html").write_text("not ours")
+    (spare / "claims" / "stray").mkdir()
+    (spare / "topics" / "stray.txt").write_text("not ours")
+    gone = spare / "claims" / sorted((builds.root / "claims").iterdir())[1].stem / "index.txt"
+    gone.unlink()
+    builds.forget()
+    assert builds.warm() == first
+
+
 def test_a_build_holds_its_pages_without_yaml_trees_or_file_bytes(builds: Builds) -> None:
     project = gather(builds.root)
     build(project, builds.root / "build")

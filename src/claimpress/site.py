@@ -468,15 +468,35 @@ def _staging(out: Path, spare: Path | None) -> tuple[Path, dict[str, str], int]:
     return tmp, {}, 0
 
 
-def _sweep(folder: Path, files: Collection[str], keep: Collection[str]) -> set[str]:
+def _sweep(
+    folder: Path, files: Collection[str], keep: Collection[str], held: Collection[str], since: int
+) -> set[str]:
     """Delete from a staging folder everything but `files` (as regular files), the
     folders leading to them and the top-level folders `keep` (left for `before_swap`);
-    return the folders left, relative to it ("" for itself)."""
+    return the folders left, relative to it ("" for itself). The folder held the files
+    `held` when their manifest was written at `since` (ns): a folder of theirs not changed
+    since (by its status-change time) holds just those, so it is not listed again."""
     wanted = {"", *_folders_of(files)}
+    known = _folders_of(held)
+    inside: dict[str, list[str]] = {}
+    for rel in [*held, *known]:
+        parent, _, name = rel.rpartition("/")
+        inside.setdefault(parent, []).append(name)
     left: set[str] = set()
 
     def walk(rel: str) -> None:
         left.add(rel)
+        if rel in known and os.lstat(folder / rel).st_ctime_ns < since:
+            for name in inside[rel]:
+                sub = f"{rel}/{name}"
+                if sub in known:
+                    if sub in wanted:
+                        walk(sub)
+                    else:
+                        shutil.rmtree(folder / sub)
+                elif sub not in files:
+                    os.unlink(folder / sub)
+            return
         with os.scandir(folder / rel) as entries:
             for entry in entries:
                 sub = f"{rel}/{entry.name}" if rel else entry.name
@@ -530,7 +550,8 @@ def write_site(
             since = written_at(out / MANIFEST) if previous else 0
             manifest: dict[str, str] = {}
             planned = plan.items()
-            made = _sweep(stage, {rel for rel, _ in planned}, keep) if kept else {""}
+            paths = {rel for rel, _ in planned}
+            made = _sweep(stage, paths, keep, kept, kept_since) if kept else {""}
             for rel, data in planned:
                 path = stage / rel
                 parent = rel.rpartition("/")[0]
