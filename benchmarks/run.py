@@ -8,9 +8,10 @@ under benchmarks/.work/. Each tool builds its site `--runs` times from scratch (
 output folder, no cache); the table gives the median wall time, milliseconds per claim,
 peak memory (the largest sum of the proportional set size, PSS, over the build's
 process tree, sampled every 0.1 s and held over two samples) and each against
-claimpress. claimpress is then timed on `check`, on rebuilds after editing one claim, one
-shared figure and one template, and on how soon `claimpress serve` serves a claim's page
-after an edit.
+claimpress. claimpress is then timed on `check`, on a rebuild with nothing changed (with
+and without the record that tells it so), on rebuilds after editing one claim, one shared
+figure and one template, and on how soon `claimpress serve` serves a claim's page after an
+edit.
 Tools slower than the others can be measured on fewer claims (`--limit mkdocs=1000`);
 the table's N says what was measured.
 """
@@ -210,12 +211,16 @@ def edits(folder: Path, runs: int, timeout: float) -> dict[str, Run]:
     clean(*remove)
     measure(build, project, timeout)
     results: dict[str, list[Run]] = {
-        k: [] for k in ("check", "nothing", "claim", "figure", "template")
+        k: [] for k in ("check", "nothing", "through", "claim", "figure", "template")
     }
     try:
         for i in range(runs):
             results["check"].append(measure(check, project, timeout))
             results["nothing"].append(measure(build, project, timeout))
+            # The same, without the record that tells a build it has nothing to do: what
+            # every rebuild pays before its own work.
+            shutil.rmtree(project / ".claimpress-cache" / "built", ignore_errors=True)
+            results["through"].append(measure(build, project, timeout))
             claim.write_text(
                 originals[claim].replace("summary: >-\n", f"summary: >-\n  Edit {i}.\n", 1)
             )
@@ -366,6 +371,7 @@ def main() -> None:
         names = {
             "check": "`claimpress check` (after a build)",
             "nothing": "rebuild, nothing changed",
+            "through": "rebuild, nothing changed, its build record deleted",
             "claim": "rebuild after editing one claim",
             "figure": "rebuild after editing one shared figure",
             "template": "rebuild after editing the claim template",
