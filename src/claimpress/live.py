@@ -300,7 +300,7 @@ class LiveSite:
         self.changed(None)
         _settle()
         self._catch_up()
-        return len(plan.files)
+        return len(plan)
 
     def update(self, claims: Claims) -> int:
         """Write the claims whose page changed since the last write; the listings and the

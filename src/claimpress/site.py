@@ -83,6 +83,9 @@ class Plan:
         self.digests: dict[str, str] = {}
         """The digests (`file_digest`) of those of `files` whose digest is known already."""
 
+    def __len__(self) -> int:
+        return len(self.files) + len(self.packed)
+
     def items(self) -> list[tuple[str, bytes | Packed]]:
         """Every planned file and its bytes (or `Packed` bytes), by path."""
         return sorted([*self.files.items(), *self.packed.items()])
@@ -645,7 +648,7 @@ def build(project: Project, out: Path, *, drafts: bool = False, live: bool = Fal
         spare=spare_folder(project.root, target),
         keep=(search.SEARCH_DIR,),
     )
-    return BuildReport(target, len(plan.pages), len(plan.files) + len(plan.packed))
+    return BuildReport(target, len(plan.pages), len(plan))
 
 
 def inputs_digest(project: Project, *, drafts: bool, live: bool) -> str:
@@ -695,17 +698,21 @@ def record_inputs(folder: Path, plan: Plan, inputs: str, record: Path) -> None:
             else:
                 files.append(rel)
     marker = folder / MARKER
-    os.utime(marker)
-    while os.lstat(marker).st_ctime_ns <= newest:  # within the clock tick of a file's change
-        time.sleep(0.001)
+    for _ in range(1000):  # past the clock tick of the files' last change
         os.utime(marker)
+        if os.lstat(marker).st_ctime_ns > newest:
+            break
+        time.sleep(0.001)
+    else:  # the clock went back: no record to trust
+        record.unlink(missing_ok=True)
+        return
     body = json.dumps(
         {
             "inputs": inputs,
             "files": _tree(files, folders),
             "manifest": hashlib.sha256((folder / MANIFEST).read_bytes()).hexdigest(),
             "claims": len(plan.pages),
-            "count": len(plan.files) + len(plan.packed),
+            "count": len(plan),
         }
     ).encode()
     signed = signature(body)
