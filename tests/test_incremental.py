@@ -16,7 +16,7 @@ from typing import Any
 import jinja2
 import pytest
 
-from claimpress import lint, load, parallel, project, search, site
+from claimpress import cache, lint, load, parallel, project, search, site
 from claimpress.approvals import approve
 from claimpress.cache import CACHE_DIR, Pack
 from claimpress.problems import Problem
@@ -824,6 +824,22 @@ def test_findings_are_reused_on_another_day_only_when_the_date_changes_none(
         found = gather(root, day, render=False).problems
         assert found == cold(day)
         assert {"stale-check", "future-date"} & {p.rule for p in found}
+
+
+def test_another_version_of_a_library_that_shapes_the_cache_is_a_new_cache(
+    builds: Builds,
+) -> None:
+    first = builds.same()
+    real = cache.version
+    for name in cache.SHAPING:
+        cache.code_digest.cache_clear()
+        with builds.monkeypatch.context() as m:
+            m.setattr(cache, "version", lambda n, name=name: "0.0" if n == name else real(n))
+            planned = _planned(m)
+            reads = _reads(m)
+            assert builds.warm() == first
+            assert planned == [True] and len(reads) == 12, name
+    cache.code_digest.cache_clear()
 
 
 def test_a_build_drops_the_rendered_cache_of_earlier_versions(builds: Builds) -> None:

@@ -31,6 +31,7 @@ import secrets
 import struct
 import sys
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 from . import __version__
@@ -39,11 +40,19 @@ CACHE_DIR = ".claimpress-cache"
 """The cache folder, in the project; safe to delete at any time."""
 
 
+SHAPING = ("babel", "jinja2", "lz4", "markdown", "markupsafe", "nh3", "pydantic", "pyyaml")
+"""The libraries whose version can change what claimpress caches (parsed and rendered
+claims, listing fragments); Pagefind's is part of each search shard's key."""
+
+
 @functools.cache
 def code_digest() -> str:
-    """A hash of claimpress's own code and the Python running it: a new version, an edited
-    source file or another interpreter invalidates every entry."""
+    """A hash of claimpress's own code, the Python running it and the versions of the
+    libraries that shape what is cached: a new version, an edited source file, another
+    interpreter or an upgraded Markdown or sanitizer invalidates every entry."""
     digest = hashlib.sha256(f"{__version__} {sys.version}".encode())
+    for name in SHAPING:
+        digest.update(f"\0{name} {version(name)}".encode())
     for path in sorted(Path(__file__).parent.glob("*.py")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
