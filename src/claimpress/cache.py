@@ -59,7 +59,10 @@ def code_digest() -> str:
 
 
 def _secret() -> bytes | None:
-    """The user's signing key, made on first use; None where it cannot be kept."""
+    """The user's signing key, made on first use; None without a cache
+    (CLAIMPRESS_NO_CACHE) or where it cannot be kept."""
+    if os.environ.get("CLAIMPRESS_NO_CACHE"):
+        return None
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "claimpress"
     path = base / "cache-key"
     try:
@@ -83,7 +86,7 @@ def _secret() -> bytes | None:
 def signature(data: bytes) -> bytes | None:
     """`data` signed with the user's key (as cache entries are), or None without a key
     (CLAIMPRESS_NO_CACHE, or nowhere to keep one): what proves a record was made here."""
-    secret = None if os.environ.get("CLAIMPRESS_NO_CACHE") else _secret()
+    secret = _secret()
     return None if secret is None else hmac.digest(secret, data, "sha256")
 
 
@@ -114,7 +117,7 @@ class Pack:
 
     def __init__(self, root: Path, context: list[bytes], kind: str) -> None:
         self.folder = root / CACHE_DIR / kind
-        self.secret = None if os.environ.get("CLAIMPRESS_NO_CACHE") else _secret()
+        self.secret = _secret()
         salt = hashlib.sha256(code_digest().encode())
         for part in context:
             salt.update(hashlib.sha256(part).digest())
