@@ -81,7 +81,7 @@ class Plan:
         self.fragments: dict[tuple[Any, ...], str] = {}
         """For `serve` (a `live` plan) only: the listing fragments (`Renderer.fragment`)."""
         self.digests: dict[str, str] = {}
-        """The digests (`file_digest`) of those of `files` whose digest is known already."""
+        """The digests (`file_digest`) of the planned files whose digest is known already."""
 
     def __len__(self) -> int:
         return len(self.files) + len(self.packed)
@@ -615,17 +615,22 @@ def build_search_index(
 def spare_folder(root: Path, out: Path) -> Path | None:
     """Where the build before the current one at `out` is kept for the next build to write
     over (`write_site`), in the project's cache; None without a cache."""
+    return _kept_for(root, "spare", out)
+
+
+def _kept_for(root: Path, kind: str, out: Path) -> Path | None:
+    """Where the project's cache keeps `kind` for the builds at `out`; None without one."""
     if os.environ.get("CLAIMPRESS_NO_CACHE"):
         return None
-    return root / CACHE_DIR / "spare" / hashlib.sha256(os.fsencode(out)).hexdigest()[:16]
+    return root / CACHE_DIR / kind / hashlib.sha256(os.fsencode(out)).hexdigest()[:16]
 
 
 def build(project: Project, out: Path, *, drafts: bool = False, live: bool = False) -> BuildReport:
     """Render the whole site, then replace `out` with it in one step; nothing to do when
     `out` holds the site of the same inputs, untouched since (`built_from`)."""
     target = check_out_dir(out, project.root)
-    inputs = inputs_digest(project, drafts=drafts, live=live)
     record = record_path(project.root, target)
+    inputs = inputs_digest(project, drafts=drafts, live=live) if record is not None else ""
     if record is not None and target.is_dir():
         with _locked(target):
             _discard_leftovers(target)
@@ -677,8 +682,7 @@ def inputs_digest(project: Project, *, drafts: bool, live: bool) -> str:
 def record_path(root: Path, out: Path) -> Path | None:
     """Where the record of the build at `out` is kept (`record_inputs`); None without a
     cache."""
-    spare = spare_folder(root, out)
-    return None if spare is None else spare.parent.parent / "built" / spare.name
+    return _kept_for(root, "built", out)
 
 
 def record_inputs(folder: Path, plan: Plan, inputs: str, record: Path) -> None:
