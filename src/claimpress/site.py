@@ -489,27 +489,24 @@ def _sweep(
 
     def walk(rel: str) -> None:
         left.add(rel)
+        # Each entry: its name, whether it is a folder, whether a regular file.
         if rel in known and os.lstat(folder / rel).st_ctime_ns < since:
-            for name in inside[rel]:
-                sub = f"{rel}/{name}"
-                if sub in known:
-                    if sub in wanted:
-                        walk(sub)
-                    else:
-                        shutil.rmtree(folder / sub)
-                elif sub not in files:
-                    os.unlink(folder / sub)
-            return
-        with os.scandir(folder / rel) as entries:
-            for entry in entries:
-                sub = f"{rel}/{entry.name}" if rel else entry.name
-                if entry.is_dir(follow_symlinks=False):
-                    if sub in wanted:
-                        walk(sub)
-                    elif sub not in keep:
-                        shutil.rmtree(entry.path)
-                elif not (sub in files and entry.is_file(follow_symlinks=False)) and sub != MARKER:
-                    os.unlink(entry.path)
+            entries = [(name, f"{rel}/{name}" in known, True) for name in inside[rel]]
+        else:
+            with os.scandir(folder / rel) as found:
+                entries = [
+                    (e.name, e.is_dir(follow_symlinks=False), e.is_file(follow_symlinks=False))
+                    for e in found
+                ]
+        for name, is_dir, is_file in entries:
+            sub = f"{rel}/{name}" if rel else name
+            if is_dir:
+                if sub in wanted:
+                    walk(sub)
+                elif sub not in keep:
+                    shutil.rmtree(folder / sub)
+            elif not (sub in files and is_file) and sub != MARKER:
+                os.unlink(folder / sub)
 
     walk("")
     return left
