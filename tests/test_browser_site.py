@@ -130,6 +130,15 @@ def test_rich_site_crawls_clean_under_a_sub_path(rich: Path, browser, serve_dir)
         check_jsonld(url, blocks)
 
 
+def test_listings_in_pages_crawl_clean(rich: Path, browser, serve_dir) -> None:  # type: ignore[no-untyped-def]
+    with (rich / "site.yaml").open("a") as f:
+        f.write("page_size: 1\n")
+    base = serve_under(serve_dir, build(rich), "desk")
+    pages = crawl(browser, base)
+    for path in ("page/2/", "sources/page/2/", "topics/weather/page/2/"):
+        assert base + path in pages  # reached by following the pages' links
+
+
 def search(browser, base: str, query: str) -> list[str]:  # type: ignore[no-untyped-def]
     watched = Watched(browser)
     watched.open(base)

@@ -67,6 +67,8 @@ class Builds:
 def builds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Builds:
     root = tmp_path / "site"
     _generator().generate(root, 12)
+    with (root / "site.yaml").open("a") as f:
+        f.write("page_size: 5\n")  # every listing in pages, claims moving between them
     monkeypatch.setattr(parallel, "MIN_ITEMS", 4)  # exercise the forked workers too
     monkeypatch.setenv("CLAIMPRESS_JOBS", "2")
     monkeypatch.setenv("CLAIMPRESS_SEARCH_SHARD_PAGES", "3")  # the index in several shards
@@ -188,12 +190,21 @@ def test_an_edit_renders_again_only_the_listing_entries_of_its_claim(
     edited = builds.warm()
     page = next(p for p in gather(builds.root).published() if p.slug == claim.stem)
     assert page.claim.topics and page.sources
+    lists = [
+        path
+        for path, text in edited.items()
+        if path.startswith(("index.html", "page/", "topics/"))
+        and f'claims/{claim.stem}/"'.encode() in text
+    ]
+    front = [path for path in lists if not path.startswith("topics/")]
+    assert len(front) == 1 and len(lists) == 1 + len(page.claim.topics)
     assert Counter(t for t in rendered if t.startswith("_")) == {
-        "_claim_item.html": 2,  # on the front page, and on its topics' pages
+        # on a page of the front page and of each of its topics: once per depth of page
+        "_claim_item.html": len({path.count("/") for path in lists}),
         "_feed_entry.xml": 1,
         "_source_entry.html": len(page.sources),  # each lists the claim as citing it
     }
-    assert b"New." in edited["index.html"] and b"New." in edited["feed.xml"]
+    assert b"New." in edited[front[0]] and b"New." in edited["feed.xml"]
     assert edited == builds.cold()
 
 
@@ -218,11 +229,11 @@ def test_a_rebuild_writes_the_fragments_new_since_the_table_not_the_whole_table(
     claims = sorted((builds.root / "claims").iterdir())
     for n, claim in enumerate(claims[:3]):
         claim.write_text(claim.read_text().replace("summary: >-\n", f"summary: >-\n  New {n}.\n"))
-        assert b"New" in builds.same()["index.html"]
+        assert b"New" in builds.same()["feed.xml"]
         assert len(tables) == 1  # a few fragments, kept beside the table
     for claim in claims[3:20]:
         claim.write_text(claim.read_text().replace("summary: >-\n", "summary: >-\n  Newer.\n"))
-    assert b"Newer" in builds.same()["index.html"]
+    assert b"Newer" in builds.same()["feed.xml"]
     assert len(tables) == 2  # more than a tenth new: the table is written again
     builds.warm()
     assert len(tables) == 2
@@ -388,7 +399,7 @@ def test_problems_from_a_warm_cache_name_files_from_the_working_folder(example: 
 
 def test_the_templates_rendered_by_name_reach_every_template_of_the_default_theme() -> None:
     code = "".join(p.read_text() for p in (REPO / "src" / "claimpress").glob("*.py"))
-    assert set(re.findall(r'render\(\s*"([^"]+)"', code)) == set(RENDERED)
+    assert set(re.findall(r'(?:render|_listing)\(\s*"([^"]+)"', code)) == set(RENDERED)
     theme = REPO / "templates"
     files = {
         p.relative_to(theme).as_posix()
@@ -502,6 +513,9 @@ INPUT_CHANGES = {
     ),
     "another number of claims per search shard": lambda root, m: m.setenv(
         "CLAIMPRESS_SEARCH_SHARD_PAGES", "5"
+    ),
+    "another page size": lambda root, m: _write(
+        root / "site.yaml", (root / "site.yaml").read_text().replace("size: 5", "size: 4")
     ),
     "the record tampered with": lambda root, m: [
         _tampered(p) for p in (root / CACHE_DIR / "built").iterdir()

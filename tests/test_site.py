@@ -154,6 +154,30 @@ def test_topics_and_sources_index(rich: Path) -> None:
     assert "Archived copy" in met
 
 
+def test_listings_go_on_in_pages_of_page_size(rich: Path) -> None:
+    """Each listing shows `page_size` entries; the rest follow on page/2/ and on, each page
+    linking the next and the one before, its list numbered on from the page before."""
+    with (rich / "site.yaml").open("a") as f:
+        f.write("page_size: 1\n")
+    out = build(rich)
+    claims = [
+        re.findall(r'href="[./]*claims/([^/]+)/"', read(out / path))
+        for path in ("index.html", "page/2/index.html")
+    ]
+    assert claims == [["did-it-rain-on-tuesday"], ["is-the-sky-blue"]]  # newest first
+    assert not (out / "page/1").exists() and not (out / "page/3").exists()
+    first, second = read(out / "sources/index.html"), read(out / "sources/page/2/index.html")
+    assert '<a rel="next" href="../sources/page/2/">' in first and 'rel="prev"' not in first
+    assert '<a rel="prev" href="../../../sources/">' in second and 'rel="next"' not in second
+    assert '<ol class="source-index">' in first and '<ol class="source-index" start="2">' in second
+    assert "<title>Sources (page 2) — Rich Checks</title>" in second
+    assert '<link rel="canonical" href="https://checks.example.org/desk/sources/page/2/">' in second
+    assert (out / "topics/weather/page/2/index.html").is_file()
+    assert not (out / "topics/meteo/page").exists()  # one claim: one page, no pager
+    assert 'class="pager"' not in read(out / "topics/meteo/index.html")
+    assert "(2 checks)" in read(out / "topics/index.html")  # counted across its pages
+
+
 def test_links_work_under_a_sub_path(rich: Path) -> None:
     """Every page links relatively, except the 404 page, which is served at any depth and so
     starts its links at the path of base_url."""

@@ -9,13 +9,15 @@ import datetime as dt
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from .model import WINDOWS_DEVICES, Source
 from .resolve import Page
 
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
+T = TypeVar("T")
 
 
 def slugify(text: str) -> str:
@@ -91,6 +93,42 @@ def source_index(pages: Iterable[Page]) -> list[SourceEntry]:
         used.add(anchor)
         entries.append(SourceEntry(key, anchor, source, tuple(citing)))
     return entries
+
+
+@dataclass(frozen=True)
+class Pager:
+    """Where one page of a listing sits among the listing's pages: the first at the
+    listing's own path (`topics/x/`), the others at `page/<number>/` under it."""
+
+    base: str
+    """The listing's path from the site's root: `` for the front page, `topics/x/`."""
+    number: int
+    count: int
+    first: int
+    """The place in the whole listing of this page's first entry, from 1."""
+
+    def path(self, number: int) -> str:
+        """The path of the listing's page `number`, from the site's root."""
+        return self.base if number == 1 else f"{self.base}page/{number}/"
+
+    @property
+    def here(self) -> str:
+        """This page's path from the site's root."""
+        return self.path(self.number)
+
+    @property
+    def root(self) -> str:
+        """The way back to the site's root from this page (`../../` from `topics/x/`)."""
+        return "../" * self.here.count("/")
+
+
+def paged(base: str, items: Sequence[T], size: int) -> Iterator[tuple[Pager, Sequence[T]]]:
+    """A listing cut into pages of `size` items, each with its `Pager`; an empty listing
+    still has its first page."""
+    count = max(1, -(-len(items) // size))
+    for number in range(1, count + 1):
+        start = (number - 1) * size
+        yield Pager(base, number, count, start + 1), items[start : start + size]
 
 
 def last_change(page: Page) -> dt.date:

@@ -316,6 +316,9 @@ class Site(_Strict):
     """Publish a claim only with an approval matching its current content."""
     stale_after_days: Annotated[int, Field(ge=1)] = 365
     """A check older than this many days is reported as stale."""
+    page_size: Annotated[int, Field(ge=1)] = 50
+    """How many entries one page of a listing shows (the front page, each topic, the
+    sources index, the open questions); the rest follow on `page/2/` and on."""
     bottom_line: list[Line] = Field(default_factory=lambda: ["bottom line"])
     """Words the last section's heading must contain (any one, case ignored), such as
     `bottom line` or `conclusion`."""

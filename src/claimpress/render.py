@@ -12,7 +12,7 @@ import functools
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
@@ -25,7 +25,7 @@ from jinja2 import meta, nodes
 from markupsafe import Markup
 
 from . import __version__, prose
-from .listing import Citing, SourceEntry, Topic, last_change, slugify
+from .listing import Citing, Pager, SourceEntry, Topic, last_change, slugify
 from .load import THEME_DIR
 from .model import Site
 from .problems import OUTSIDE, Problem
@@ -377,35 +377,42 @@ class Renderer:
         known = self.known_json.get(id(page))
         return bytes(known[1]) if known and known[0] is page else self.claim_json(page).encode()
 
-    def index_html(self, pages: list[Page], *, drafts: bool = False) -> str:
-        """The site's front page: every claim on the site, newest check first."""
-        return self.render("index.html", pages=pages, root="", path="", draft=drafts)
-
-    def open_questions_html(self, questions: list[OpenQuestion], *, drafts: bool = False) -> str:
-        """The open-questions page: follow-ups no claim answers yet, with who asks them."""
+    def _listing(self, template: str, pager: Pager, *, drafts: bool, **context: Any) -> str:
+        """One page of a listing cut into pages (`listing.paged`)."""
         return self.render(
-            "open_questions.html",
-            questions=questions,
-            root="../",
-            path="open-questions/",
+            template,
+            pager=pager,
+            root=pager.root,
+            path=pager.here,
             draft=drafts,
+            **context,
         )
+
+    def index_html(self, pages: Sequence[Page], pager: Pager, *, drafts: bool = False) -> str:
+        """A page of the site's front page: the claims on the site, newest check first."""
+        return self._listing("index.html", pager, drafts=drafts, pages=pages)
+
+    def open_questions_html(
+        self, questions: Sequence[OpenQuestion], pager: Pager, *, drafts: bool = False
+    ) -> str:
+        """A page of the open questions: follow-ups no claim answers yet, with who asks them."""
+        return self._listing("open_questions.html", pager, drafts=drafts, questions=questions)
 
     def topics_html(self, topics: list[Topic], *, drafts: bool = False) -> str:
         """The topics index: every topic with its number of checks."""
         return self.render("topics.html", topics=topics, root="../", path="topics/", draft=drafts)
 
-    def topic_html(self, topic: Topic, *, drafts: bool = False) -> str:
-        """One topic's page: its checks, newest first."""
-        return self.render(
-            "topic.html", topic=topic, root="../../", path=f"topics/{topic.slug}/", draft=drafts
-        )
+    def topic_html(
+        self, topic: Topic, pages: Sequence[Page], pager: Pager, *, drafts: bool = False
+    ) -> str:
+        """A page of one topic's checks, newest first (`pages`, of `topic.pages`)."""
+        return self._listing("topic.html", pager, drafts=drafts, topic=topic, pages=pages)
 
-    def sources_html(self, entries: list[SourceEntry], *, drafts: bool = False) -> str:
-        """The sources index: every source and the checks citing it."""
-        return self.render(
-            "sources.html", entries=entries, root="../", path="sources/", draft=drafts
-        )
+    def sources_html(
+        self, entries: Sequence[SourceEntry], pager: Pager, *, drafts: bool = False
+    ) -> str:
+        """A page of the sources index: sources and the checks citing them, by title."""
+        return self._listing("sources.html", pager, drafts=drafts, entries=entries)
 
     def about_html(self, about: Markup | None, *, drafts: bool = False) -> str:
         """The about page: the project's about.md, then the rating scale."""

@@ -21,18 +21,20 @@ import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
+from functools import partial
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import lz4.block  # type: ignore[import-untyped]
 import lz4.frame  # type: ignore[import-untyped]
 
 from . import listing, prose, search
 from .cache import CACHE_DIR, Pack, code_digest, signature
+from .listing import Pager
 from .parallel import fork_map, gc_paused
 from .problems import OUTSIDE, OutputError, Problem, ProblemsFound
 from .project import Project, display_path
@@ -40,6 +42,8 @@ from .render import Renderer, default_theme, inside, theme_digest, theme_dirs, t
 from .resolve import Page, open_questions
 from .written import untouched, written_at
 from .yamltree import decode
+
+T = TypeVar("T")
 
 MARKER = ".claimpress-build"
 """Present in every folder claimpress writes; it deletes no folder without it."""
@@ -266,23 +270,33 @@ def plan_listings(
     """The reader's pages beyond the claims (front page, open questions, topics, sources,
     about, search, 404) and the machine-readable files (feed, sitemap, robots.txt,
     claims.json): every file outside `claims/` and `static/`."""
-    plan.add("index.html", renderer.index_html(pages, drafts=drafts), "the index page")
-    plan.add(
-        "open-questions/index.html",
-        renderer.open_questions_html(open_questions(renderer.paced(pages)), drafts=drafts),
+
+    def listed(
+        base: str, items: Sequence[T], page: Callable[[Sequence[T], Pager], str], what: str
+    ) -> None:
+        for pager, chunk in listing.paged(base, items, project.site.page_size):
+            plan.add(f"{pager.here}index.html", page(chunk, pager), what)
+
+    listed("", pages, partial(renderer.index_html, drafts=drafts), "the index page")
+    listed(
+        "open-questions/",
+        open_questions(renderer.paced(pages)),
+        partial(renderer.open_questions_html, drafts=drafts),
         "the open-questions page",
     )
     all_topics = listing.topics(renderer.paced(pages))
     plan.add("topics/index.html", renderer.topics_html(all_topics, drafts=drafts), "the topics")
     for topic in all_topics:
-        plan.add(
-            f"topics/{topic.slug}/index.html",
-            renderer.topic_html(topic, drafts=drafts),
+        listed(
+            f"topics/{topic.slug}/",
+            topic.pages,
+            partial(renderer.topic_html, topic, drafts=drafts),
             f"topic {topic.name!r}",
         )
-    plan.add(
-        "sources/index.html",
-        renderer.sources_html(listing.source_index(renderer.paced(pages)), drafts=drafts),
+    listed(
+        "sources/",
+        listing.source_index(renderer.paced(pages)),
+        partial(renderer.sources_html, drafts=drafts),
         "the sources index",
     )
     about_path = project.root / ABOUT_FILE
