@@ -176,6 +176,10 @@ def test_listings_go_on_in_pages_of_page_size(rich: Path) -> None:
     assert not (out / "topics/meteo/page").exists()  # one claim: one page, no pager
     assert 'class="pager"' not in read(out / "topics/meteo/index.html")
     assert "(2 checks)" in read(out / "topics/index.html")  # counted across its pages
+    feed = ET.fromstring((out / "feed.xml").read_bytes()).findall(f"{ATOM}entry")
+    assert [e.findtext(f"{ATOM}title") for e in feed] == [
+        "Did it rain 120 days in Paris last year?"  # the last changed: a page's worth
+    ]
 
 
 def test_links_work_under_a_sub_path(rich: Path) -> None:

@@ -429,11 +429,13 @@ class Renderer:
         return self.render("404.html", root=root, path="404.html", draft=False)
 
     def feed_xml(self, pages: list[Page]) -> str:
-        """The Atom feed of published checks, corrections and updates in their entries."""
+        """The Atom feed of published checks, corrections and updates in their entries: the
+        `page_size` last changed."""
         published = [p for p in pages if p.claim.status == "published"]
         published.sort(key=lambda p: (last_change(p), p.slug), reverse=True)
-        updated = max((last_change(p) for p in published), default=dt.date(1970, 1, 1))
-        return self.render("feed.xml", pages=published, updated=updated) + "\n"
+        updated = last_change(published[0]) if published else dt.date(1970, 1, 1)
+        latest = published[: self.site.page_size]
+        return self.render("feed.xml", pages=latest, updated=updated) + "\n"
 
     def sitemap_xml(self, pages: list[Page], topics: list[Topic]) -> str:
         """sitemap.xml: every published page, with its last change where it has one."""
