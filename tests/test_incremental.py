@@ -19,6 +19,7 @@ import pytest
 from claimpress import cache, lint, load, parallel, project, search, site
 from claimpress.approvals import approve
 from claimpress.cache import CACHE_DIR, Pack
+from claimpress.listing import slugify
 from claimpress.problems import Problem
 from claimpress.project import gather
 from claimpress.render import RENDERED, TEMPLATE_SUFFIXES, _reached, _referenced
@@ -175,7 +176,10 @@ def test_a_tampered_cache_entry_is_ignored(builds: Builds, at: int) -> None:
     assert gather(builds.root).problems == gather(builds.root).problems
 
 
-def test_an_edit_renders_again_only_the_listing_entries_of_its_claim(
+LISTINGS = ("index.html", "topic.html", "sources.html", "open_questions.html")
+
+
+def test_an_edit_renders_again_only_the_listing_entries_and_pages_of_its_claim(
     builds: Builds, rendered: list[str]
 ) -> None:
     feed = builds.same()["feed.xml"].decode()
@@ -208,6 +212,22 @@ def test_an_edit_renders_again_only_the_listing_entries_of_its_claim(
         }
     )
     assert b"New." in edited[front[0]] and b"New." in edited["feed.xml"]
+
+    def showing(folder: str) -> int:
+        return sum(
+            1
+            for path, text in edited.items()
+            if path.startswith(folder) and f"claims/{claim.stem}/".encode() in text
+        )
+
+    # and only the listing pages that show it (every page of its topics: they know them all)
+    topics = tuple(f"topics/{slugify(t)}/" for t in page.claim.topics)
+    assert {t: n for t, n in Counter(rendered).items() if t in LISTINGS} == {
+        "index.html": 1,
+        "topic.html": sum(1 for path in edited if path.startswith(topics)),
+        "sources.html": showing("sources/"),
+        **({"open_questions.html": n} if (n := showing("open-questions/")) else {}),
+    }
     assert edited == builds.cold()
 
 

@@ -31,7 +31,7 @@ from .load import CLAIMS_DIR, ClaimFile, read
 from .parallel import gc_paused
 from .problems import Problem
 from .project import Project, input_problem, load_and_resolve
-from .render import Renderer
+from .render import Fragment, FragmentKey, Renderer
 from .resolve import Page, link_follow_ups, question_key
 from .site import (
     MANIFEST,
@@ -248,7 +248,7 @@ class LiveSite:
         """The claims on the site, follow-ups linked, as `Project.published` gives them."""
         self.links = Links()
         self.renderer: Renderer | None = None
-        self.fragments: dict[tuple[Any, ...], str] = {}
+        self.fragments: dict[FragmentKey, Fragment] = {}
         """The listing fragments of the last listings written (`Renderer.fragment`), keyed
         by each page's `_fingerprint`: only a full build changes anything else they show."""
         self.generation = 0
@@ -295,7 +295,10 @@ class LiveSite:
                 # its cache key: the first listings after an edit render only its entries.
                 keyed = zip(plan.pages, plan.keys, strict=True)
                 by_key = {key: repr(_fingerprint(page)) for page, key in keyed}
-                self.fragments = {_rekeyed(k, by_key): text for k, text in plan.fragments.items()}
+                self.fragments = {
+                    _rekeyed(k, by_key): (text, _rekeyed(parts, by_key))
+                    for k, (text, parts) in plan.fragments.items()
+                }
                 self.listed = self.generation  # only the search index has to catch up
         self.changed(None)
         _settle()

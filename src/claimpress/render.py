@@ -33,6 +33,10 @@ from .resolve import OpenQuestion, Page
 from .yamltree import decode
 
 T = TypeVar("T")
+FragmentKey = tuple[Any, ...]
+"""A fragment's template, the digest of what it uses of the theme, and its values' identity."""
+Fragment = tuple[str, tuple[FragmentKey, ...]]
+"""A fragment rendered (`Renderer.fragment`), and the fragments it was joined from."""
 
 
 def default_theme() -> Path:
@@ -244,10 +248,14 @@ class Renderer:
         """claim_json() results already rendered (by forked workers), by page."""
         self.page_keys: dict[int, tuple[Page, str]] = {}
         """By page: a key that changes whenever anything of the page changes (its cache key)."""
-        self.fragments: dict[tuple[Any, ...], str] = {}
+        self.topic_keys: dict[int, tuple[Topic, Any]] = {}
+        """By topic: its identity, once worked out (each of its listing's pages needs it)."""
+        self.fragments: dict[FragmentKey, Fragment] = {}
         """Fragments rendered by an earlier build, by template and identity of their values."""
-        self.fragments_used: dict[tuple[Any, ...], str] = {}
+        self.fragments_used: dict[FragmentKey, Fragment] = {}
         """The fragments this renderer's pages used: what the next build can reuse."""
+        self._joined: list[FragmentKey] | None = None
+        """The fragments used so far by the fragment being rendered."""
         self.pause: Callable[[], object] | None = None
         """Called before each template and fragment: may wait for more urgent work."""
         self.digests: dict[tuple[str, ...], str] = {}
@@ -287,6 +295,7 @@ class Renderer:
         environment calls its methods), which only a collection would free, over every
         object in them."""
         self.fragments, self.fragments_used, self.known_json, self.page_keys = {}, {}, {}, {}
+        self.topic_keys = {}
 
     def format_date(self, value: dt.date) -> str:
         """A date in the site's language and format: `January 16, 2026`."""
@@ -307,7 +316,8 @@ class Renderer:
     def fragment(self, template: str, **values: Any) -> Markup:
         """`template` rendered with `values` alone, for a listing template: one claim's entry
         in a list of every claim. Reused from `fragments` when its values are the same (pages
-        by their key), so a listing renders again only the entries of claims that changed."""
+        by their key), so a listing renders again only the entries of claims that changed.
+        A page of a listing is kept so too (`_listing`)."""
         if self.pause is not None:
             self.pause()
         try:
@@ -318,19 +328,38 @@ class Renderer:
             )
         except LookupError:  # a value whose sameness cannot be told: rendered every time
             return Markup(self.render(template, **values))
-        text = self.fragments_used.get(key)
-        if text is None:
-            text = self.fragments.get(key)
-            if text is None:
-                text = self.render(template, **values)
-            self.fragments_used[key] = text
-        return Markup(text)
+        known = self.fragments_used.get(key)
+        if known is None:
+            known = self.fragments.get(key)
+            if known is None:
+                outer, self._joined = self._joined, []
+                try:
+                    text = self.render(template, **values)
+                finally:
+                    joined, self._joined = self._joined, outer
+                known = text, tuple(joined)
+            else:
+                self._keep(known[1])
+            self.fragments_used[key] = known
+        if self._joined is not None:
+            self._joined.append(key)
+        return Markup(known[0])
+
+    def _keep(self, parts: tuple[FragmentKey, ...]) -> None:
+        """Keep in use the fragments that one reused whole was joined from (the entries of a
+        listing page), for the next build that has to render it again."""
+        for part in parts:
+            if part not in self.fragments_used and (found := self.fragments.get(part)):
+                self.fragments_used[part] = found
+                self._keep(found[1])
 
     def _identity(self, value: Any) -> Any:
         """What makes `value` the same across builds, as `fragment` keys it; LookupError
         when it cannot be told."""
-        if value is None or isinstance(value, (str, int)):
+        if value is None or isinstance(value, (str, int, Pager)):
             return type(value).__name__, value
+        if isinstance(value, (list, tuple)):
+            return tuple(self._identity(v) for v in value)
         if isinstance(value, Page):
             return self._page_identity(value)
         if isinstance(value, Citing):
@@ -340,6 +369,14 @@ class Renderer:
             # citing 76,000 times at 10,000 claims: no call per citing but this one.)
             page = self._page_identity
             return value.key, value.anchor, tuple((page(c.page), c.number) for c in value.cited_by)
+        if isinstance(value, Topic):
+            known = self.topic_keys.get(id(value))
+            if known is None or known[0] is not value:
+                known = value, (value.name, value.slug, self._identity(value.pages))
+                self.topic_keys[id(value)] = known
+            return known[1]
+        if isinstance(value, OpenQuestion):
+            return value.question, self._identity(value.asked_by)
         raise LookupError(type(value).__name__)
 
     def _page_identity(self, page: Page) -> str:
@@ -378,14 +415,12 @@ class Renderer:
         return bytes(known[1]) if known and known[0] is page else self.claim_json(page).encode()
 
     def _listing(self, template: str, pager: Pager, *, drafts: bool, **context: Any) -> str:
-        """One page of a listing cut into pages (`listing.paged`)."""
-        return self.render(
-            template,
-            pager=pager,
-            root=pager.root,
-            path=pager.here,
-            draft=drafts,
-            **context,
+        """One page of a listing cut into pages (`listing.paged`); kept whole, as a fragment
+        is, so an edit renders again only the pages that show its claim."""
+        return str(
+            self.fragment(
+                template, pager=pager, root=pager.root, path=pager.here, draft=drafts, **context
+            )
         )
 
     def index_html(self, pages: Sequence[Page], pager: Pager, *, drafts: bool = False) -> str:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, fields
 from functools import partial
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import lz4.block  # type: ignore[import-untyped]
 import lz4.frame  # type: ignore[import-untyped]
@@ -38,7 +38,16 @@ from .listing import Pager
 from .parallel import fork_map, gc_paused
 from .problems import OUTSIDE, OutputError, Problem, ProblemsFound
 from .project import Project, display_path
-from .render import Renderer, default_theme, inside, theme_digest, theme_dirs, theme_roots
+from .render import (
+    Fragment,
+    FragmentKey,
+    Renderer,
+    default_theme,
+    inside,
+    theme_digest,
+    theme_dirs,
+    theme_roots,
+)
 from .resolve import Page, open_questions
 from .written import untouched, written_at
 from .yamltree import decode
@@ -82,7 +91,7 @@ class Plan:
         """The claims on the site, as `plan_site` rendered them."""
         self.keys: list[str] = []
         """How `fragments` know each of `pages` (a key that changes with anything of it)."""
-        self.fragments: dict[tuple[Any, ...], str] = {}
+        self.fragments: dict[FragmentKey, Fragment] = {}
         """For `serve` (a `live` plan) only: the listing fragments (`Renderer.fragment`)."""
         self.digests: dict[str, str] = {}
         """The digests (`file_digest`) of the planned files whose digest is known already."""
@@ -196,12 +205,12 @@ def kept_fragments(renderer: Renderer, pack: Pack) -> Iterator[None]:
     fragments number more than a tenth of those used."""
     key = pack.key("fragments")
     blob = pack.get(key)
-    head: tuple[str, dict[tuple[Any, ...], str]] = (
+    head: tuple[str, dict[FragmentKey, Fragment]] = (
         pickle.loads(blob) if blob is not None else ("", {})
     )
     table, newer = head
     blob = pack.get(table) if table else None
-    kept: dict[tuple[Any, ...], str] = {}
+    kept: dict[FragmentKey, Fragment] = {}
     if blob is not None:
         kept = pickle.loads(lz4.frame.decompress(blob))
     renderer.fragments = {**kept, **newer}
