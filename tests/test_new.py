@@ -57,10 +57,10 @@ def test_new_writes_a_draft_that_checks_clean(project: Path) -> None:
     # Each placeholder left to fill in is a warning at its exact place.
     todo = "warning: `TODO` is still here; write the text it stands for [placeholder]"
     assert [line.split(": ", 2)[:2] for line in check.err.splitlines() if todo in line] == [
-        ["claims/is-the-sea-salty.yaml:19:3", "summary"],
-        ["claims/is-the-sea-salty.yaml:23:14", "sections[0].heading"],
-        ["claims/is-the-sea-salty.yaml:25:7", "sections[0].body"],
-        ["claims/is-the-sea-salty.yaml:28:7", "sections[1].body"],
+        ["claims/is-the-sea-salty.yaml:20:3", "summary"],
+        ["claims/is-the-sea-salty.yaml:24:14", "sections[0].heading"],
+        ["claims/is-the-sea-salty.yaml:26:7", "sections[0].body"],
+        ["claims/is-the-sea-salty.yaml:29:7", "sections[1].body"],
     ]
     # The schema the file names is there, and the file is valid under it.
     schema = json.loads((project / "schema" / "claim.schema.json").read_text())
@@ -74,8 +74,8 @@ def test_every_commented_field_is_valid_when_uncommented() -> None:
     # Field lines are commented as `# key: ...` or `#   ...`; explanations start with a capital.
     uncommented = re.sub(r"^# (?=[a-z_]+:|  )", "", text, flags=re.MULTILINE)
     data = yaml.safe_load(uncommented)
-    assert {"verdict", "claimant", "appeared", "author", "editor", "limitations", "follow_up",
-            "figures", "sources", "corrections"} <= set(data)
+    assert {"verdict", "claimant", "claimant_type", "appeared", "author", "editor",
+            "limitations", "follow_up", "figures", "sources", "corrections"} <= set(data)
     from claimpress.model import Claim
 
     Claim.model_validate(data, strict=False)

@@ -71,12 +71,24 @@ def test_claim_review_json_ld(rich: Path) -> None:
     item = data["itemReviewed"]
     assert item["@type"] == "Claim"
     assert item["author"]["name"] == "Mayor </script><script>alert(1)</script> & Co"
+    assert item["author"]["@type"] == "Person"  # unless its claimant_type says otherwise
     assert item["datePublished"] == "2026-02-01"
     assert item["appearance"]["url"] == "https://news.example.org/rain"
     assert '<link rel="canonical" href="https://checks.example.org/desk/claims/did-it-rain-on' \
         in page
     assert '<meta property="og:title" content="Did it rain 120 days in Paris last year?">' in page
     assert '<meta name="twitter:card" content="summary">' in page
+
+
+def test_a_claim_made_by_an_organization_says_so_in_json_ld(rich: Path) -> None:
+    claim = rich / "claims" / "did-it-rain-on-tuesday.yaml"
+    text = claim.read_text()
+    claim.write_text(text.replace("claimant:", "claimant_type: organization\nclaimant:"))
+    page = read(build(rich) / "claims/did-it-rain-on-tuesday/index.html")
+    assert jsonld(page)["itemReviewed"]["author"] == {
+        "@type": "Organization",
+        "name": "Mayor </script><script>alert(1)</script> & Co",
+    }
 
 
 def test_article_json_ld_without_verdict(rich: Path) -> None:

@@ -260,6 +260,8 @@ class Claim(_Strict):
     """The rating on the site's scale (`rating_scale` in site.yaml), when the claim is rated."""
     claimant: Line | None = None
     """Who made the claim being checked."""
+    claimant_type: Literal["person", "organization"] = "person"
+    """Whether the claimant is a person or an organization (for search engines)."""
     appeared: Appearance | None = None
     """Where and when the claim being checked was made."""
     author: Line | None = None

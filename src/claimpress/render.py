@@ -546,7 +546,7 @@ def claim_jsonld(page: Page, site: Site) -> dict[str, Any]:
         scale = [r.name for r in site.rating_scale]
         item: dict[str, Any] = {"@type": "Claim"}
         if claim.claimant:
-            item["author"] = {"@type": "Person", "name": claim.claimant}
+            item["author"] = {"@type": claim.claimant_type.title(), "name": claim.claimant}
         if claim.appeared is not None:
             if claim.appeared.date:
                 item["datePublished"] = claim.appeared.date

@@ -70,6 +70,7 @@ status: draft  # draft | review | published: only published claims go on the sit
 {topics_yaml}\
 # verdict: Accurate  # a rating from rating_scale in site.yaml
 # claimant: Who made the claim being checked
+# claimant_type: organization  # when the claimant is not a person
 # appeared: {{url: https://example.org/post, date: {today.isoformat()}, where: X (Twitter)}}
 # author: Your name
 # editor: Your editor's name
