@@ -117,6 +117,25 @@ def test_missing_site_yaml(tmp_path: Path) -> None:
     assert result.err.startswith("site.yaml:0:0: (file): no site.yaml here")
 
 
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("0", "Input should be greater than or equal to 1"),
+        ("ten", "expected a whole number, got text"),
+    ],
+)
+def test_a_page_size_that_is_no_count_is_an_error_in_site_yaml(
+    project: Path, value: str, message: str
+) -> None:
+    site = project / "site.yaml"
+    site.write_text(site.read_text() + f"page_size: {value}\n")
+    line = len(site.read_text().splitlines())
+    result = run_cli("build", cwd=project)
+    assert result.code == 1
+    assert result.err == f"site.yaml:{line}:12: page_size: {message}\n1 error(s), 0 warning(s)\n"
+    assert not (project / "build").exists()
+
+
 def test_schema_is_json_schema(tmp_path: Path) -> None:
     schema = json.loads(run_cli("schema", cwd=tmp_path).out)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
