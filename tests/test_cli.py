@@ -120,7 +120,7 @@ def test_missing_site_yaml(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("0", "Input should be greater than or equal to 1"),
+        ("0", "must be at least 1, not `0`"),
         ("ten", "expected a whole number, got text"),
     ],
 )

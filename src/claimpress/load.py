@@ -208,6 +208,15 @@ def _problem(rel: str, root: Node, err: Any, shape: Any) -> Problem:
     return Problem(rel, node.line, node.col, field, _message(kind, err, node if found else None))
 
 
+BOUNDS = {
+    "greater_than_equal": ("at least", "ge"),
+    "greater_than": ("more than", "gt"),
+    "less_than_equal": ("at most", "le"),
+    "less_than": ("less than", "lt"),
+}
+"""pydantic's error kinds for a number out of bounds: what the message says, and the bound."""
+
+
 def _message(kind: str, err: Any, node: Node | None) -> str:
     got = yamltree.kind_of(node) if node is not None else "nothing"
     if kind == "string_type" and node is not None:
@@ -236,6 +245,10 @@ def _message(kind: str, err: Any, node: Node | None) -> str:
             if "int" in kind
             else f"expected a number, got {got}"
         )
+    if kind in BOUNDS:
+        words, key = BOUNDS[kind]
+        value = f", not `{yamltree.shorten(node.raw)}`" if node is not None else ""
+        return f"must be {words} {err.get('ctx', {}).get(key, '')}{value}"
     if kind == "too_short":
         return "must not be empty" if "at least 1" in err["msg"] else _clean(err["msg"])
     if kind == "string_pattern_mismatch":
