@@ -592,6 +592,63 @@ def test_a_build_file_edited_in_place_at_the_same_size_is_rewritten(builds: Buil
     assert builds.same() == first
 
 
+def _edit_one(builds: Builds) -> str:
+    """Edit the summary of one claim; its slug."""
+    claim = sorted((builds.root / "claims").iterdir())[3]
+    claim.write_text(claim.read_text().replace("summary: >-\n", "summary: >-\n  New.\n"))
+    return claim.stem
+
+
+def test_an_edited_claims_search_shard_is_indexed_while_the_listings_are_made(
+    builds: Builds,
+) -> None:
+    """Pagefind indexes the edited claim's shard from the rendered page while the build
+    makes the listing pages; the index is then moved into place, not made again."""
+    builds.same()
+    events: list[str] = []
+    real_listings, real_start, real_linked = site.plan_listings, search._start, search._linked
+
+    def listings(*args: Any, **kwargs: Any) -> None:
+        events.append("listings")
+        real_listings(*args, **kwargs)
+
+    def start(pages: Path, *args: Any) -> Any:
+        events.append(f"pagefind on {pages.name.partition('-')[0]}")
+        return real_start(pages, *args)
+
+    def linked(*args: Any) -> Path:
+        events.append("pages linked from the site")
+        return real_linked(*args)
+
+    builds.monkeypatch.setattr(site, "plan_listings", listings)
+    builds.monkeypatch.setattr(search, "_start", start)
+    builds.monkeypatch.setattr(search, "_linked", linked)
+    _edit_one(builds)
+    warm = builds.warm()
+    assert events == ["pagefind on pages", "listings"]
+    assert warm == builds.cold()
+    assert list(builds.root.glob(".build.search-*")) == []
+
+
+def test_a_shard_that_failed_ahead_is_indexed_with_the_site(builds: Builds) -> None:
+    builds.same()
+    real_start = search._start
+
+    tried: list[str] = []
+
+    def start(pages: Path, *args: Any) -> Any:
+        tried.append(pages.name.partition("-")[0])
+        if pages.name.startswith("pages-"):
+            raise search.SearchError("cannot run Pagefind")
+        return real_start(pages, *args)
+
+    builds.monkeypatch.setattr(search, "_start", start)
+    _edit_one(builds)
+    assert builds.warm() == builds.cold()
+    assert tried[:2] == ["pages", ".search"]  # ahead, then with the site
+    assert list(builds.root.glob(".build.search-*")) == []
+
+
 def test_a_search_shard_changed_by_hand_is_indexed_again(builds: Builds) -> None:
     first = builds.same()
     bundles = sorted((builds.root / "build" / "pagefind").glob("*/pagefind-entry.json"))

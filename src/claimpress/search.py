@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import version
 from pathlib import Path
@@ -76,6 +77,7 @@ def index_site(
     previous: Path | None = None,
     started: Started | None = None,
     nice: bool = False,
+    ahead: Ahead | None = None,
 ) -> None:
     """Index the claim pages `slugs` of the site in `folder` into `output` (inside a
     temporary folder that also takes the indexers' scratch folders), reusing the shards
@@ -84,25 +86,21 @@ def index_site(
     shards that are still right and untouched since are kept in place, and everything
     else in it goes. `started` is told each indexer that runs (`stop` ends it). `nice`
     indexers run at a lower priority than this process (`serve`, which applies edits
-    meanwhile)."""
-    split = shards(sorted(slugs))
-    named = [("" if len(split) == 1 else f"{i:02}/", part) for i, part in enumerate(split) if part]
-    names = [name for name, _ in named]
-    pagefind = version("pagefind")
-    keys = [
-        hashlib.sha256(
-            json.dumps([pagefind, [[s, digests[page_path(s)]] for s in part]]).encode()
-        ).hexdigest()
-        for _, part in named
-    ]
+    meanwhile). A shard that `ahead` indexed already, from the same pages, is moved
+    into place."""
+    bundles = _bundles(slugs, digests)
+    names = [name for name, _, _ in bundles]
+    keys = [key for _, key, _ in bundles]
     before = _shards(previous) if previous is not None else {}
     held = _held(output, dict(zip(names, keys, strict=True)))
     output.mkdir(exist_ok=True)
     todo = []
-    for (name, part), key in zip(named, keys, strict=True):
+    for name, key, part in bundles:
         if name in held:
             continue
         if previous is not None and before.get(name) == key and _link(previous, output, name):
+            continue
+        if ahead is not None and ahead.take(name, key, output / name):
             continue
         todo.append((part, output / name))
     _run_all(folder, todo, output.parent, started, nice)
@@ -110,6 +108,114 @@ def index_site(
     (output / SHARDS_FILE).write_text(
         json.dumps({"bundles": names, "keys": keys}, indent=1) + "\n", "utf-8"
     )
+
+
+def _bundles(slugs: Sequence[str], digests: Mapping[str, str]) -> list[tuple[str, str, list[str]]]:
+    """Each bundle of the index of the claim pages `slugs` (whose files have `digests`):
+    its name, its key (a hash of its pages and Pagefind's version) and its claims."""
+    split = shards(sorted(slugs))
+    named = [("" if len(split) == 1 else f"{i:02}/", part) for i, part in enumerate(split) if part]
+    pagefind = version("pagefind")
+    return [
+        (
+            name,
+            hashlib.sha256(
+                json.dumps([pagefind, [[s, digests[page_path(s)]] for s in part]]).encode()
+            ).hexdigest(),
+            part,
+        )
+        for name, part in named
+    ]
+
+
+class Ahead:
+    """Shards indexed ahead of the site being written: a build starts them from the claim
+    pages in memory once the claims are rendered, and Pagefind runs while the build makes
+    the listing pages (one core's work) and writes the site; `index_site` then moves each
+    into place instead of indexing it. Best effort: a shard that failed here, or is not
+    the one wanted, is indexed there as before (and fails there, if it fails again).
+
+    Used as a context manager; everything it made is in `scratch`, a folder of the
+    caller's, which it leaves for the caller to delete."""
+
+    def __init__(self, scratch: Path) -> None:
+        self.scratch = scratch
+        self.done: dict[str, tuple[str, Path]] = {}
+        """Each shard indexed: its key, and where its bundle is."""
+        self.running: set[subprocess.Popen[str]] = set()
+        self.lock = threading.Lock()
+        self.stopping = False
+        self.threads: list[threading.Thread] = []
+
+    def __enter__(self) -> Ahead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self.lock:
+            self.stopping = True
+            for process in self.running:  # its thread sees it fail, and gives up
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(process.pid, signal.SIGKILL)
+        for thread in self.threads:
+            thread.join()
+
+    def start(
+        self,
+        pages: Mapping[str, Callable[[], bytes]],
+        digests: Mapping[str, str],
+        skip: Sequence[Path],
+    ) -> None:
+        """Index in the background the first shards of the claim pages `pages` (each
+        slug's page bytes, and their `digests`) that no index at `skip` holds with the same
+        key, as many as there are cores.
+
+        The pages are written here, in the caller's thread (written in the background, each
+        file would wait its turn for the interpreter). That is the cost: writing them all
+        at 10,000 claims (as a build from nothing would) took as long as it saved, so the
+        rest is left to `index_site`."""
+        held = [_shards(index) for index in skip]
+        wanted = [
+            (name, key, part)
+            for name, key, part in _bundles(list(pages), digests)
+            if not any(h.get(name) == key for h in held)
+        ]
+        for name, key, part in wanted[: cores()]:
+            site = Path(tempfile.mkdtemp(prefix="pages-", dir=self.scratch))
+            for slug in part:
+                (site / page_path(slug)).parent.mkdir(parents=True)
+                (site / page_path(slug)).write_bytes(pages[slug]())
+            shard = (name, key, site)
+            self.threads.append(threading.Thread(target=self._one, args=(shard,), daemon=True))
+            self.threads[-1].start()
+
+    def _one(self, shard: tuple[str, str, Path]) -> None:
+        name, key, site = shard
+        try:
+            out = Path(tempfile.mkdtemp(prefix="index-", dir=self.scratch))
+            with self.lock:
+                if self.stopping:
+                    return
+                process = _start(site, out, None, False)
+                self.running.add(process)
+            try:
+                _finish(process)
+            finally:
+                with self.lock:
+                    self.running.discard(process)
+        except Exception:  # indexed again by `index_site`, which reports it
+            return
+        self.done[name] = (key, out)
+
+    def take(self, name: str, key: str, bundle: Path) -> bool:
+        """Move the shard `name` into place at `bundle` if it was indexed with `key`."""
+        for thread in self.threads:
+            thread.join()
+        done = self.done.pop(name, None)
+        if done is None or done[0] != key:
+            return False
+        shutil.rmtree(bundle, ignore_errors=True)
+        os.rename(done[1], bundle)
+        return True
 
 
 def _shards(index: Path) -> dict[str, str]:
@@ -198,10 +304,17 @@ def _run_all(
     try:
         for part, out in todo:
             if len(running) >= cores():
-                _finish(*running.pop(0))
-            running.append(_start(folder, part, out, scratch, started, nice))
+                _finish(running[0][0])
+                shutil.rmtree(running.pop(0)[1], ignore_errors=True)
+            site = _linked(folder, part, scratch)
+            try:
+                running.append((_start(site, out, started, nice), site))
+            except BaseException:
+                shutil.rmtree(site, ignore_errors=True)
+                raise
         while running:
-            _finish(*running.pop(0))
+            _finish(running[0][0])
+            shutil.rmtree(running.pop(0)[1], ignore_errors=True)
     finally:
         for process, site in running:
             stop(process)
@@ -218,24 +331,26 @@ def _pagefind() -> list[str]:
     return [str(get_executable())]
 
 
-def _start(
-    folder: Path,
-    slugs: list[str],
-    out: Path,
-    scratch: Path,
-    started: Started | None,
-    nice: bool,
-) -> tuple[subprocess.Popen[str], Path]:
-    """Start Pagefind on a folder of hard links to the shard's claim pages, made in
+def _linked(folder: Path, slugs: list[str], scratch: Path) -> Path:
+    """A folder of hard links to the claim pages `slugs` of the site in `folder`, made in
     `scratch` (the caller's temporary folder, which a killed run does not outlive)."""
     site = Path(tempfile.mkdtemp(prefix=".search-pages-", dir=scratch))
     try:
         for slug in slugs:
             (site / page_path(slug)).parent.mkdir(parents=True)
             os.link(folder / page_path(slug), site / page_path(slug))
-        lower = ["nice", "-n", "10"] if nice and shutil.which("nice") else []
-        command = [*lower, *_pagefind(), "--site", str(site), "--silent"]
-        command += ["--output-path", str(out)]
+    except OSError as exc:
+        shutil.rmtree(site, ignore_errors=True)
+        raise SearchError(f"cannot run Pagefind to build the search index: {exc}") from None
+    return site
+
+
+def _start(site: Path, out: Path, started: Started | None, nice: bool) -> subprocess.Popen[str]:
+    """Start Pagefind on the pages in `site`, writing its bundle to `out`."""
+    lower = ["nice", "-n", "10"] if nice and shutil.which("nice") else []
+    command = [*lower, *_pagefind(), "--site", str(site), "--silent"]
+    command += ["--output-path", str(out)]
+    try:
         # Its own process group: `stop` ends it and anything it starts.
         process = subprocess.Popen(
             command,
@@ -245,25 +360,22 @@ def _start(
             start_new_session=True,
         )
     except OSError as exc:
-        shutil.rmtree(site, ignore_errors=True)
         raise SearchError(f"cannot run Pagefind to build the search index: {exc}") from None
     if started is not None:
         started(process)
-    return process, site
+    return process
 
 
-def _finish(process: subprocess.Popen[str], site: Path) -> None:
+def _finish(process: subprocess.Popen[str]) -> None:
     """Wait for one indexer; a failure fails the index."""
     try:
         stdout, stderr = process.communicate(timeout=600)
     except subprocess.TimeoutExpired as exc:
         stop(process)
         raise SearchError(f"cannot run Pagefind to build the search index: {exc}") from None
-    except BaseException:  # Ctrl-C: it is no longer among those `_run_all` stops
+    except BaseException:  # Ctrl-C
         stop(process)
         raise
-    finally:
-        shutil.rmtree(site, ignore_errors=True)
     if process.returncode != 0:
         detail = (stderr or stdout).strip().splitlines()
         raise SearchError(

@@ -99,6 +99,11 @@ class Plan:
     def __len__(self) -> int:
         return len(self.files) + len(self.packed)
 
+    def data(self, path: str) -> bytes:
+        """The bytes planned at `path`."""
+        packed = self.packed.get(path)
+        return bytes(packed) if packed is not None else self.files[path]
+
     def items(self) -> list[tuple[str, bytes | Packed]]:
         """Every planned file and its bytes (or `Packed` bytes), by path."""
         return sorted([*self.files.items(), *self.packed.items()])
@@ -128,8 +133,16 @@ class BuildReport:
     files: int
 
 
-def plan_site(project: Project, *, drafts: bool = False, live: bool = False) -> Plan:
-    """Render every output of the site in memory; `live` pages load `serve`'s reload script."""
+def plan_site(
+    project: Project,
+    *,
+    drafts: bool = False,
+    live: bool = False,
+    rendered: Callable[[Plan, list[Page]], None] | None = None,
+) -> Plan:
+    """Render every output of the site in memory; `live` pages load `serve`'s reload script.
+    `rendered` is told the claims' pages as soon as their files are planned, before the
+    listing pages are made."""
     renderer = Renderer(project.root, project.site, live=live)
     plan = Plan()
     pages = project.published(drafts=drafts)
@@ -183,6 +196,8 @@ def plan_site(project: Project, *, drafts: bool = False, live: bool = False) -> 
             plan.add(rel, data, owner)
             plan.digests[rel] = digest
     pack.save()
+    if rendered is not None:
+        rendered(plan, pages)
     renderer.page_keys = {id(p): (p, i) for p, i in zip(pages, identities, strict=True)}
     with kept_fragments(renderer, listed):
         plan_listings(plan, renderer, project, pages, drafts=drafts)
@@ -394,10 +409,11 @@ def _leftovers(out: Path) -> list[Path]:
     ]
 
 
-def _discard_leftovers(out: Path) -> None:
-    """Delete what builds to `out` that were killed left (`_leftovers`)."""
+def _discard_leftovers(out: Path, but: Path | None = None) -> None:
+    """Delete what builds to `out` that were killed left (`_leftovers`), `but` aside."""
     for old in _leftovers(out):
-        _discard(old)
+        if old != but:
+            _discard(old)
 
 
 def _discard(folder: Path) -> None:
@@ -551,6 +567,7 @@ def write_site(
     before_swap: Callable[[Path, dict[str, str]], None] | None = None,
     spare: Path | None = None,
     keep: Collection[str] = (),
+    own: Path | None = None,
 ) -> dict[str, str]:
     """Write the planned files into a staging folder and swap it in for `out`; `before_swap`
     runs on that folder and its manifest first (the search index is built there). Return
@@ -563,10 +580,11 @@ def write_site(
     in it: only the files that differ from what it holds are written, and nothing is
     deleted that the new site does not replace. The top-level folders `keep` of the spare
     are left as they are for `before_swap`, which must make them right (the search index
-    keeps the shards that did not change)."""
+    keeps the shards that did not change). `own` is a temporary folder beside `out` that
+    the caller is using, not a leftover of a killed build."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with _locked(out):
-        _discard_leftovers(out)
+        _discard_leftovers(out, but=own)
         stage, kept, kept_since = _staging(out, spare)
         try:
             previous = _manifest(out)
@@ -621,13 +639,19 @@ def write_site(
 
 
 def build_search_index(
-    folder: Path, digests: dict[str, str], slugs: list[str], previous: Path
+    folder: Path,
+    digests: dict[str, str],
+    slugs: list[str],
+    previous: Path,
+    ahead: search.Ahead | None = None,
 ) -> None:
     """The search index of the claims `slugs` of the site written in `folder` (whose
-    files have `digests`), reusing what it can of the index of the previous build; a
-    failure fails the build."""
+    files have `digests`), reusing what it can of the index of the previous build and
+    what was indexed `ahead`; a failure fails the build."""
     try:
-        search.index_site(folder, slugs, digests, folder / search.SEARCH_DIR, previous=previous)
+        search.index_site(
+            folder, slugs, digests, folder / search.SEARCH_DIR, previous=previous, ahead=ahead
+        )
     except search.SearchError as exc:
         raise OutputError(str(exc)) from None
 
@@ -657,22 +681,42 @@ def build(project: Project, out: Path, *, drafts: bool = False, live: bool = Fal
             done = built_from(target, record, inputs)
         if done is not None:
             return BuildReport(target, *done)
-    with gc_paused():
-        plan = plan_site(project.without_locations(), drafts=drafts, live=live)
-    slugs = [page.slug for page in plan.pages]
+    spare = spare_folder(project.root, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.search-", dir=target.parent))
+    (scratch / MARKER).touch()
 
-    def before_swap(folder: Path, digests: dict[str, str]) -> None:
-        build_search_index(folder, digests, slugs, target / search.SEARCH_DIR)
-        if record is not None:
-            record_inputs(folder, plan, inputs, record)
+    def index_ahead(plan: Plan, pages: list[Page]) -> None:
+        """Start indexing the claim pages that changed while the listings are made."""
+        ahead.start(
+            {p.slug: partial(plan.data, claim_paths(p.slug)[0]) for p in pages},
+            plan.digests,
+            [index / search.SEARCH_DIR for index in (target, spare) if index is not None],
+        )
 
-    write_site(
-        plan,
-        target,
-        before_swap=before_swap,
-        spare=spare_folder(project.root, target),
-        keep=(search.SEARCH_DIR,),
-    )
+    try:
+        with search.Ahead(scratch) as ahead:
+            with gc_paused():
+                plan = plan_site(
+                    project.without_locations(), drafts=drafts, live=live, rendered=index_ahead
+                )
+            slugs = [page.slug for page in plan.pages]
+
+            def before_swap(folder: Path, digests: dict[str, str]) -> None:
+                build_search_index(folder, digests, slugs, target / search.SEARCH_DIR, ahead)
+                if record is not None:
+                    record_inputs(folder, plan, inputs, record)
+
+            write_site(
+                plan,
+                target,
+                before_swap=before_swap,
+                spare=spare,
+                keep=(search.SEARCH_DIR,),
+                own=scratch,
+            )
+    finally:
+        _discard(scratch)
     return BuildReport(target, len(plan.pages), len(plan))
 
 
