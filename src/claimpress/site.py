@@ -474,7 +474,7 @@ def file_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:32]
 
 
-def _reuse(old: Path, new: Path, size: int, since: int) -> bool:
+def _reuse(old: str, new: str, size: int, since: int) -> bool:
     """Hard-link a file of the previous build, untouched since its manifest was written at
     `since`, into the new one."""
     if not untouched(old, since, size):
@@ -593,11 +593,13 @@ def write_site(
             planned = plan.items()
             paths = {rel for rel, _ in planned}
             made = _sweep(stage, paths, keep, kept, kept_since) if kept else {""}
+            # Paths as strings: pathlib's joins cost 0.3 s over 30,000 files.
+            staged, built = f"{stage}/", f"{out}/"
             for rel, data in planned:
-                path = stage / rel
+                path = staged + rel
                 parent = rel.rpartition("/")[0]
                 if parent not in made:
-                    path.parent.mkdir(parents=True, exist_ok=True)
+                    os.makedirs(staged + parent, exist_ok=True)
                     while parent not in made:
                         made.add(parent)
                         parent = parent.rpartition("/")[0]
@@ -606,8 +608,9 @@ def write_site(
                 if kept:
                     if kept.get(rel) == digest and untouched(path, kept_since, len(data)):
                         continue
-                    path.unlink(missing_ok=True)
-                if previous.get(rel) == digest and _reuse(out / rel, path, len(data), since):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
+                if previous.get(rel) == digest and _reuse(built + rel, path, len(data), since):
                     continue
                 with open(path, "xb") as handle:
                     handle.write(bytes(data))
