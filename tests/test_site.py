@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from claimpress.problems import OutputError
+from claimpress.render import dumps
 from claimpress.site import Plan
 from conftest import run_cli
 
@@ -143,6 +144,7 @@ def test_sitemap_robots_and_claims_json(rich: Path) -> None:
     assert (out / "claims/a-draft-in-progress/index.html").is_file()
     assert read(out / "robots.txt").endswith(f"Sitemap: {base}sitemap.xml\n")
     data = json.loads(read(out / "claims.json"))
+    assert read(out / "claims.json") == dumps(data)  # joined from the claims' own JSON
     assert data["site"]["rating_scale"] == ["True", "Misleading", "False"]
     assert [c["slug"] for c in data["claims"]] == ["did-it-rain-on-tuesday", "is-the-sky-blue"]
     exported = run_cli("export", "did-it-rain-on-tuesday", "--format", "json", cwd=rich)

@@ -508,13 +508,16 @@ class Renderer:
             return text
         # Each claim as claim_json() wrote it (often already rendered), indented into the list:
         # byte for byte what dumps() of the whole document gives, at a fraction of the cost.
-        # In bytes: 150 MB at 10,000 claims, neither decoded nor encoded again.
-        claims = b",\n".join(
-            b"    " + self._claim_json_bytes(p).rstrip(b"\n").replace(b"\n", b"\n    ")
-            for p in self.paced(published)
-        )
+        # In bytes: 150 MB at 10,000 claims, neither decoded nor encoded again, and joined
+        # once (joining the claims, then the document, cost 0.3 s more).
         head, _, tail = text.rpartition(b'"claims": []')
-        return b"".join((head, b'"claims": [\n', claims, b"\n  ]", tail))
+        parts = [head, b'"claims": [\n']
+        for p in self.paced(published):
+            parts += (b"    ", self._claim_json_bytes(p).rstrip(b"\n").replace(b"\n", b"\n    "))
+            parts.append(b",\n")
+        parts[-1] = b"\n  ]"
+        parts.append(tail)
+        return b"".join(parts)
 
 
 def site_root(site: Site) -> str:
