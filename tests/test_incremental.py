@@ -592,6 +592,11 @@ def test_a_build_file_edited_in_place_at_the_same_size_is_rewritten(builds: Buil
     assert builds.same() == first
 
 
+def _modes(out: Path) -> dict[str, int]:
+    """The permissions of every file and folder of a built site."""
+    return {p.relative_to(out).as_posix(): p.stat().st_mode for p in out.rglob("*")}
+
+
 def _edit_one(builds: Builds) -> str:
     """Edit the summary of one claim; its slug."""
     claim = sorted((builds.root / "claims").iterdir())[3]
@@ -607,6 +612,11 @@ def test_an_edited_claims_search_shard_is_indexed_while_the_listings_are_made(
     builds.same()
     events: list[str] = []
     real_listings, real_start, real_linked = site.plan_listings, search._start, search._linked
+    real_ahead = search.Ahead.start
+
+    def ahead(*args: Any) -> None:
+        real_ahead(*args)
+        events.append("shards started")
 
     def listings(*args: Any, **kwargs: Any) -> None:
         events.append("listings")
@@ -623,10 +633,14 @@ def test_an_edited_claims_search_shard_is_indexed_while_the_listings_are_made(
     builds.monkeypatch.setattr(site, "plan_listings", listings)
     builds.monkeypatch.setattr(search, "_start", start)
     builds.monkeypatch.setattr(search, "_linked", linked)
+    builds.monkeypatch.setattr(search.Ahead, "start", ahead)
     _edit_one(builds)
     warm = builds.warm()
-    assert events == ["pagefind on pages", "listings"]
+    # Pagefind runs in a thread of its own: before or after the listings begin.
+    assert events.index("shards started") < events.index("listings")
+    assert sorted(events) == ["listings", "pagefind on pages", "shards started"]
     assert warm == builds.cold()
+    assert _modes(builds.root / "build") == _modes(builds.scratch / f"cold-{builds.n}")
     assert list(builds.root.glob(".build.search-*")) == []
 
 

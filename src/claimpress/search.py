@@ -191,7 +191,9 @@ class Ahead:
     def _one(self, shard: tuple[str, str, Path]) -> None:
         name, key, site = shard
         try:
-            out = Path(tempfile.mkdtemp(prefix="index-", dir=self.scratch))
+            # Made by Pagefind, as in `index_site`: a folder of mkdtemp's would be
+            # readable by its owner only, once moved into the site.
+            out = self.scratch / f"index-{site.name}"
             with self.lock:
                 if self.stopping:
                     return
