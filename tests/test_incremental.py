@@ -663,6 +663,26 @@ def test_a_shard_that_failed_ahead_is_indexed_with_the_site(builds: Builds) -> N
     assert list(builds.root.glob(".build.search-*")) == []
 
 
+def test_a_shard_indexed_ahead_then_deleted_is_indexed_with_the_site(builds: Builds) -> None:
+    """A build beside this one may discard the scratch folder as a leftover."""
+    builds.same()
+    real_take = search.Ahead.take
+    deleted: list[Path] = []
+
+    def take(ahead: search.Ahead, *args: Any) -> bool:
+        for thread in ahead.threads:
+            thread.join()
+        for _, bundle in ahead.done.values():
+            shutil.rmtree(bundle, ignore_errors=True)  # each call sees them all
+            deleted.append(bundle)
+        return real_take(ahead, *args)
+
+    builds.monkeypatch.setattr(search.Ahead, "take", take)
+    _edit_one(builds)
+    assert builds.warm() == builds.cold()
+    assert deleted
+
+
 def test_a_search_shard_changed_by_hand_is_indexed_again(builds: Builds) -> None:
     first = builds.same()
     bundles = sorted((builds.root / "build" / "pagefind").glob("*/pagefind-entry.json"))

@@ -216,7 +216,10 @@ class Ahead:
         if done is None or done[0] != key:
             return False
         shutil.rmtree(bundle, ignore_errors=True)
-        os.rename(done[1], bundle)
+        try:
+            os.rename(done[1], bundle)
+        except OSError:  # gone from the scratch folder (a build beside this one took it)
+            return False
         return True
 
 
