@@ -276,9 +276,8 @@ def test_two_builds_at_once_do_not_corrupt_each_other(tmp_path: Path) -> None:
     procs = [subprocess.Popen([sys.executable, "-m", "claimpress", "build"], cwd=root,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(3)]
-    for proc in procs:
-        _, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err
+    errors = [proc.communicate(timeout=300)[1] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0, 0], errors
     assert tree(root / "build") == tree(tmp_path / "cold")
     assert leftovers(root) == []
 

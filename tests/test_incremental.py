@@ -683,6 +683,22 @@ def test_a_shard_indexed_ahead_then_deleted_is_indexed_with_the_site(builds: Bui
     assert deleted
 
 
+def test_a_scratch_folder_taken_by_another_build_is_no_failure(builds: Builds) -> None:
+    """A build beside this one discards the scratch folder as a leftover before the pages
+    are written into it: the shards are indexed with the site."""
+    builds.same()
+    real_start = search.Ahead.start
+
+    def start(ahead: search.Ahead, *args: Any) -> None:
+        shutil.rmtree(ahead.scratch)
+        real_start(ahead, *args)
+
+    builds.monkeypatch.setattr(search.Ahead, "start", start)
+    _edit_one(builds)
+    assert builds.warm() == builds.cold()
+    assert list(builds.root.glob(".build.search-*")) == []
+
+
 def test_a_search_shard_changed_by_hand_is_indexed_again(builds: Builds) -> None:
     first = builds.same()
     bundles = sorted((builds.root / "build" / "pagefind").glob("*/pagefind-entry.json"))

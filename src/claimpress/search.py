@@ -180,10 +180,13 @@ class Ahead:
             if not any(h.get(name) == key for h in held)
         ]
         for name, key, part in wanted[: cores()]:
-            site = Path(tempfile.mkdtemp(prefix="pages-", dir=self.scratch))
-            for slug in part:
-                (site / page_path(slug)).parent.mkdir(parents=True)
-                (site / page_path(slug)).write_bytes(pages[slug]())
+            try:
+                site = Path(tempfile.mkdtemp(prefix="pages-", dir=self.scratch))
+                for slug in part:
+                    (site / page_path(slug)).parent.mkdir(parents=True)
+                    (site / page_path(slug)).write_bytes(pages[slug]())
+            except OSError:  # the scratch folder gone (a build beside this one took it)
+                return
             shard = (name, key, site)
             self.threads.append(threading.Thread(target=self._one, args=(shard,), daemon=True))
             self.threads[-1].start()

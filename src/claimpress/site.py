@@ -687,7 +687,8 @@ def build(project: Project, out: Path, *, drafts: bool = False, live: bool = Fal
     spare = spare_folder(project.root, target)
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.search-", dir=target.parent))
-    (scratch / MARKER).touch()
+    with contextlib.suppress(OSError):  # taken as a leftover by a build beside this one
+        (scratch / MARKER).touch()
 
     def index_ahead(plan: Plan, pages: list[Page]) -> None:
         """Start indexing the claim pages that changed while the listings are made."""
