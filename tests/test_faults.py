@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import builtins
 import errno
+import fcntl
 import io
 import os
 import random
+import select
 import shutil
 import signal
 import subprocess
@@ -296,3 +298,25 @@ def test_the_next_build_removes_what_a_killed_build_left(project: Path) -> None:
     assert run_cli("build", cwd=project).code == 0
     assert leftovers(project) == [".build.tmp-mine"]
     assert (mine / "notes.txt").read_text() == "keep"
+
+
+def test_a_build_waits_for_another_build_to_the_same_folder(project: Path) -> None:
+    """Builds to one folder run one after the other: the second says it waits, and makes
+    nothing (not even its scratch folder) until the first is done."""
+    assert run_cli("build", cwd=project).code == 0
+    with open(project / ".build.lock", "r+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # as a build running would hold it
+        proc = subprocess.Popen([sys.executable, "-m", "claimpress", "build"], cwd=project,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert proc.stderr is not None
+            ready, _, _ = select.select([proc.stderr], [], [], 120)
+            assert ready, "the build neither waited nor said so"
+            assert proc.stderr.readline() == "waiting for another build to build/ to finish\n"
+            assert proc.poll() is None
+            assert sorted(p.name for p in project.glob(".build.*")) == [".build.lock"]
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert out.startswith("built 1 claim(s)")

@@ -177,7 +177,14 @@ def build(
         require_clean(project, strict=strict)
         report(project.problems)
         out_dir = out if out.is_absolute() else State.project / out
-        result = build_site(project, out_dir, drafts=drafts)
+        result = build_site(
+            project,
+            out_dir,
+            drafts=drafts,
+            waiting=lambda: typer.echo(
+                f"waiting for another build to {os.path.relpath(out_dir)}/ to finish", err=True
+            ),
+        )
         elapsed = time.perf_counter() - started
         typer.echo(
             f"built {result.claims} claim(s), {result.files} file(s) in "

@@ -185,7 +185,7 @@ class Ahead:
                 for slug in part:
                     (site / page_path(slug)).parent.mkdir(parents=True)
                     (site / page_path(slug)).write_bytes(pages[slug]())
-            except OSError:  # the scratch folder gone (a build beside this one took it)
+            except OSError:  # a full disk, the scratch folder deleted: left to `index_site`
                 return
             shard = (name, key, site)
             self.threads.append(threading.Thread(target=self._one, args=(shard,), daemon=True))
@@ -221,7 +221,7 @@ class Ahead:
         shutil.rmtree(bundle, ignore_errors=True)
         try:
             os.rename(done[1], bundle)
-        except OSError:  # gone from the scratch folder (a build beside this one took it)
+        except OSError:  # gone from the scratch folder: indexed with the site
             return False
         return True
 

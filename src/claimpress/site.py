@@ -386,13 +386,18 @@ def check_out_dir(out: Path, root: Path) -> Path:
 
 
 @contextmanager
-def _locked(out: Path) -> Iterator[None]:
-    """One build at a time per output folder."""
+def _locked(out: Path, waiting: Callable[[], None] | None = None) -> Iterator[None]:
+    """One build at a time per output folder; `waiting` is told when another holds it."""
     lock_path = out.parent / f".{out.name}.lock"
     # Never through a symlink planted there: opening it would create its target.
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     with os.fdopen(fd, "r+b") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting is not None:
+                waiting()
+            fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
         finally:
@@ -409,11 +414,11 @@ def _leftovers(out: Path) -> list[Path]:
     ]
 
 
-def _discard_leftovers(out: Path, but: Path | None = None) -> None:
-    """Delete what builds to `out` that were killed left (`_leftovers`), `but` aside."""
+def _discard_leftovers(out: Path) -> None:
+    """Delete what builds to `out` that were killed left (`_leftovers`); only with the lock
+    of `out` held, so that no folder of a build still running is taken for one."""
     for old in _leftovers(out):
-        if old != but:
-            _discard(old)
+        _discard(old)
 
 
 def _discard(folder: Path) -> None:
@@ -567,7 +572,6 @@ def write_site(
     before_swap: Callable[[Path, dict[str, str]], None] | None = None,
     spare: Path | None = None,
     keep: Collection[str] = (),
-    own: Path | None = None,
 ) -> dict[str, str]:
     """Write the planned files into a staging folder and swap it in for `out`; `before_swap`
     runs on that folder and its manifest first (the search index is built there). Return
@@ -580,65 +584,76 @@ def write_site(
     in it: only the files that differ from what it holds are written, and nothing is
     deleted that the new site does not replace. The top-level folders `keep` of the spare
     are left as they are for `before_swap`, which must make them right (the search index
-    keeps the shards that did not change). `own` is a temporary folder beside `out` that
-    the caller is using, not a leftover of a killed build."""
+    keeps the shards that did not change)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with _locked(out):
-        _discard_leftovers(out, but=own)
-        stage, kept, kept_since = _staging(out, spare)
-        try:
-            previous = _manifest(out)
-            since = written_at(out / MANIFEST) if previous else 0
-            manifest: dict[str, str] = {}
-            planned = plan.items()
-            paths = {rel for rel, _ in planned}
-            made = _sweep(stage, paths, keep, kept, kept_since) if kept else {""}
-            # Paths as strings: pathlib's joins cost 0.3 s over 30,000 files.
-            staged, built = f"{stage}/", f"{out}/"
-            for rel, data in planned:
-                path = staged + rel
-                parent = rel.rpartition("/")[0]
-                if parent not in made:
-                    os.makedirs(staged + parent, exist_ok=True)
-                    while parent not in made:
-                        made.add(parent)
-                        parent = parent.rpartition("/")[0]
-                digest = plan.digests.get(rel) or file_digest(bytes(data))
-                manifest[rel] = digest
-                if kept:
-                    if kept.get(rel) == digest and untouched(path, kept_since, len(data)):
-                        continue
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(path)
-                if previous.get(rel) == digest and _reuse(built + rel, path, len(data), since):
+        _discard_leftovers(out)
+        return _write_locked(plan, out, before_swap=before_swap, spare=spare, keep=keep)
+
+
+def _write_locked(
+    plan: Plan,
+    out: Path,
+    *,
+    before_swap: Callable[[Path, dict[str, str]], None] | None,
+    spare: Path | None,
+    keep: Collection[str],
+) -> dict[str, str]:
+    """`write_site`, with the lock of `out` held and the leftovers of killed builds gone."""
+    stage, kept, kept_since = _staging(out, spare)
+    try:
+        previous = _manifest(out)
+        since = written_at(out / MANIFEST) if previous else 0
+        manifest: dict[str, str] = {}
+        planned = plan.items()
+        paths = {rel for rel, _ in planned}
+        made = _sweep(stage, paths, keep, kept, kept_since) if kept else {""}
+        # Paths as strings: pathlib's joins cost 0.3 s over 30,000 files.
+        staged, built = f"{stage}/", f"{out}/"
+        for rel, data in planned:
+            path = staged + rel
+            parent = rel.rpartition("/")[0]
+            if parent not in made:
+                os.makedirs(staged + parent, exist_ok=True)
+                while parent not in made:
+                    made.add(parent)
+                    parent = parent.rpartition("/")[0]
+            digest = plan.digests.get(rel) or file_digest(bytes(data))
+            manifest[rel] = digest
+            if kept:
+                if kept.get(rel) == digest and untouched(path, kept_since, len(data)):
                     continue
-                with open(path, "xb") as handle:
-                    handle.write(bytes(data))
-            (stage / MANIFEST).write_text(manifest_text(manifest), "utf-8")
-            if before_swap is not None:
-                before_swap(stage, manifest)
-            if not out.exists():
-                os.rename(stage, out)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+            if previous.get(rel) == digest and _reuse(built + rel, path, len(data), since):
+                continue
+            with open(path, "xb") as handle:
+                handle.write(bytes(data))
+        (stage / MANIFEST).write_text(manifest_text(manifest), "utf-8")
+        if before_swap is not None:
+            before_swap(stage, manifest)
+        if not out.exists():
+            os.rename(stage, out)
+            return manifest
+        if _exchange(stage, out):  # the staging folder now holds the previous build
+            if stage == spare:
                 return manifest
-            if _exchange(stage, out):  # the staging folder now holds the previous build
-                if stage == spare:
+            if spare is not None:
+                with contextlib.suppress(OSError):  # on another file system: none kept
+                    spare.parent.mkdir(parents=True, exist_ok=True)
+                    os.rename(stage, spare)
                     return manifest
-                if spare is not None:
-                    with contextlib.suppress(OSError):  # on another file system: none kept
-                        spare.parent.mkdir(parents=True, exist_ok=True)
-                        os.rename(stage, spare)
-                        return manifest
-            else:
-                old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-                (old / MARKER).touch()
-                os.rename(out, old / "site")
-                os.rename(stage, out)
-                stage = old
-        except BaseException:
-            _discard(stage)
-            raise
+        else:
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            (old / MARKER).touch()
+            os.rename(out, old / "site")
+            os.rename(stage, out)
+            stage = old
+    except BaseException:
         _discard(stage)
-        return manifest
+        raise
+    _discard(stage)
+    return manifest
 
 
 def build_search_index(
@@ -672,23 +687,47 @@ def _kept_for(root: Path, kind: str, out: Path) -> Path | None:
     return root / CACHE_DIR / kind / hashlib.sha256(os.fsencode(out)).hexdigest()[:16]
 
 
-def build(project: Project, out: Path, *, drafts: bool = False, live: bool = False) -> BuildReport:
+def build(
+    project: Project,
+    out: Path,
+    *,
+    drafts: bool = False,
+    live: bool = False,
+    waiting: Callable[[], None] | None = None,
+) -> BuildReport:
     """Render the whole site, then replace `out` with it in one step; nothing to do when
-    `out` holds the site of the same inputs, untouched since (`built_from`)."""
+    `out` holds the site of the same inputs, untouched since (`built_from`). Builds to
+    the same `out` run one after the other: `waiting` is told when this one waits."""
     target = check_out_dir(out, project.root)
     record = record_path(project.root, target)
-    inputs = inputs_digest(project, drafts=drafts, live=live) if record is not None else ""
-    if record is not None and target.is_dir():
-        with _locked(target):
-            _discard_leftovers(target)
-            done = built_from(target, record, inputs)
-        if done is not None:
-            return BuildReport(target, *done)
-    spare = spare_folder(project.root, target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.search-", dir=target.parent))
-    with contextlib.suppress(OSError):  # taken as a leftover by a build beside this one
-        (scratch / MARKER).touch()
+    with _locked(target, waiting):
+        _discard_leftovers(target)
+        inputs = inputs_digest(project, drafts=drafts, live=live) if record is not None else ""
+        if record is not None and target.is_dir():
+            done = built_from(target, record, inputs)
+            if done is not None:
+                return BuildReport(target, *done)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.search-", dir=target.parent))
+        try:
+            (scratch / MARKER).touch()
+            return _build_locked(project, target, scratch, record, inputs, drafts, live)
+        finally:
+            _discard(scratch)
+
+
+def _build_locked(
+    project: Project,
+    target: Path,
+    scratch: Path,
+    record: Path | None,
+    inputs: str,
+    drafts: bool,
+    live: bool,
+) -> BuildReport:
+    """`build`, with the lock of `target` held; `scratch` takes the search shards indexed
+    while the listings are made."""
+    spare = spare_folder(project.root, target)
 
     def index_ahead(plan: Plan, pages: list[Page]) -> None:
         """Start indexing the claim pages that changed while the listings are made."""
@@ -698,29 +737,19 @@ def build(project: Project, out: Path, *, drafts: bool = False, live: bool = Fal
             [index / search.SEARCH_DIR for index in (target, spare) if index is not None],
         )
 
-    try:
-        with search.Ahead(scratch) as ahead:
-            with gc_paused():
-                plan = plan_site(
-                    project.without_locations(), drafts=drafts, live=live, rendered=index_ahead
-                )
-            slugs = [page.slug for page in plan.pages]
-
-            def before_swap(folder: Path, digests: dict[str, str]) -> None:
-                build_search_index(folder, digests, slugs, target / search.SEARCH_DIR, ahead)
-                if record is not None:
-                    record_inputs(folder, plan, inputs, record)
-
-            write_site(
-                plan,
-                target,
-                before_swap=before_swap,
-                spare=spare,
-                keep=(search.SEARCH_DIR,),
-                own=scratch,
+    with search.Ahead(scratch) as ahead:
+        with gc_paused():
+            plan = plan_site(
+                project.without_locations(), drafts=drafts, live=live, rendered=index_ahead
             )
-    finally:
-        _discard(scratch)
+        slugs = [page.slug for page in plan.pages]
+
+        def before_swap(folder: Path, digests: dict[str, str]) -> None:
+            build_search_index(folder, digests, slugs, target / search.SEARCH_DIR, ahead)
+            if record is not None:
+                record_inputs(folder, plan, inputs, record)
+
+        _write_locked(plan, target, before_swap=before_swap, spare=spare, keep=(search.SEARCH_DIR,))
     return BuildReport(target, len(plan.pages), len(plan))
 
 
