@@ -5,6 +5,7 @@ build whole), and the temporary folders of a failed build are gone after the nex
 from __future__ import annotations
 
 import builtins
+import contextlib
 import errno
 import fcntl
 import io
@@ -320,3 +321,27 @@ def test_a_build_waits_for_another_build_to_the_same_folder(project: Path) -> No
             out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert out.startswith("built 1 claim(s)")
+
+
+def test_a_builds_forked_workers_do_not_hold_its_lock(tmp_path: Path) -> None:
+    """A build killed alone (its workers still finishing their share) does not keep the
+    next build waiting: the lock is the build's, not its workers'."""
+    out = tmp_path / "build"
+    script = (
+        "import os, sys, time\n"
+        "from pathlib import Path\n"
+        "from claimpress import site\n"
+        f"with site._locked(Path({str(out)!r})):\n"
+        "    if os.fork() == 0:\n"
+        "        time.sleep(120)\n"
+        "        os._exit(0)\n"
+        "    os._exit(0)  # gone without unlocking, as if killed; its worker lives on\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    try:
+        assert proc.wait(timeout=60) == 0
+        with open(tmp_path / ".build.lock", "r+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError if held
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)

@@ -385,6 +385,21 @@ def check_out_dir(out: Path, root: Path) -> Path:
     return target
 
 
+_HELD: set[int] = set()
+"""The descriptors of the output locks this process holds (`_locked`)."""
+
+
+def _close_held() -> None:
+    """In a forked worker: close the copies of the locks, which then stay the parent's
+    alone; a build killed by itself does not leave its workers holding them."""
+    for fd in _HELD:
+        os.close(fd)
+    _HELD.clear()  # its own forks have none to close
+
+
+os.register_at_fork(after_in_child=_close_held)
+
+
 @contextmanager
 def _locked(out: Path, waiting: Callable[[], None] | None = None) -> Iterator[None]:
     """One build at a time per output folder; `waiting` is told when another holds it."""
@@ -393,14 +408,16 @@ def _locked(out: Path, waiting: Callable[[], None] | None = None) -> Iterator[No
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     with os.fdopen(fd, "r+b") as lock:
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             if waiting is not None:
                 waiting()
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        _HELD.add(fd)
         try:
             yield
         finally:
+            _HELD.discard(fd)
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
