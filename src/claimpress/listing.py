@@ -23,7 +23,11 @@ T = TypeVar("T")
 def slugify(text: str) -> str:
     """A URL segment for a name: `CyberTipline` -> `cybertipline`, `Día de Muertos` ->
     `dia-de-muertos`; a name with no Latin letters or digits gets a short stable hash."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    ascii_text = (
+        text  # as most names are: NFKD leaves ASCII as it is
+        if text.isascii()
+        else unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    )
     slug = _NOT_SLUG.sub("-", ascii_text.lower()).strip("-")[:60].strip("-")
     if slug in WINDOWS_DEVICES:  # `topics/con/` cannot exist on a Windows checkout
         slug += "-topic"
@@ -43,9 +47,11 @@ def topics(pages: Iterable[Page]) -> list[Topic]:
     """Every topic of `pages`, sorted by name; topics that differ only in case or accents
     share one page, named as most of their claims spell it."""
     grouped: dict[str, list[tuple[str, Page]]] = {}
+    slugs: dict[str, str] = {}  # a few names, each on many pages
     for page in pages:
         for name in dict.fromkeys(page.claim.topics):
-            grouped.setdefault(slugify(name), []).append((name, page))
+            slug = slugs.get(name) or slugs.setdefault(name, slugify(name))
+            grouped.setdefault(slug, []).append((name, page))
     found = []
     for slug, entries in grouped.items():
         names = [name for name, _ in entries]
