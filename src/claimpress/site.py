@@ -406,7 +406,7 @@ def _locked(out: Path, waiting: Callable[[], None] | None = None) -> Iterator[No
     lock_path = out.parent / f".{out.name}.lock"
     # Never through a symlink planted there: opening it would create its target.
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-    with os.fdopen(fd, "r+b") as lock:
+    with os.fdopen(fd, "r+b"):  # closed, and so unlocked, however this ends
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -418,7 +418,7 @@ def _locked(out: Path, waiting: Callable[[], None] | None = None) -> Iterator[No
             yield
         finally:
             _HELD.discard(fd)
-            fcntl.flock(lock, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def _leftovers(out: Path) -> list[Path]:
