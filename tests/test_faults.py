@@ -301,26 +301,33 @@ def test_the_next_build_removes_what_a_killed_build_left(project: Path) -> None:
     assert (mine / "notes.txt").read_text() == "keep"
 
 
-def test_a_build_waits_for_another_build_to_the_same_folder(project: Path) -> None:
-    """Builds to one folder run one after the other: the second says it waits, and makes
-    nothing (not even its scratch folder) until the first is done."""
-    assert run_cli("build", cwd=project).code == 0
-    with open(project / ".build.lock", "r+b") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # as a build running would hold it
-        proc = subprocess.Popen([sys.executable, "-m", "claimpress", "build"], cwd=project,
+@pytest.mark.parametrize(("command", "done"), [("build", "built 1 claim(s)"),
+                                               ("review", "wrote the review of")])
+def test_a_run_waits_for_another_writing_the_same_folder(
+    project: Path, command: str, done: str
+) -> None:
+    """Builds (and review bundles) to one folder are written one after the other: the
+    second says it waits, and makes nothing (not even its scratch folder) meanwhile."""
+    assert run_cli(command, cwd=project).code == 0
+    with open(project / f".{command}.lock", "r+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # as a run writing the folder would hold it
+        proc = subprocess.Popen([sys.executable, "-m", "claimpress", command], cwd=project,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             assert proc.stderr is not None
             ready, _, _ = select.select([proc.stderr], [], [], 120)
-            assert ready, "the build neither waited nor said so"
-            assert proc.stderr.readline() == "waiting for another build to build/ to finish\n"
+            assert ready, "it neither waited nor said so"
+            assert proc.stderr.readline() == (
+                f"waiting for another claimpress writing {command}/ to finish\n"
+            )
             assert proc.poll() is None
-            assert sorted(p.name for p in project.glob(".build.*")) == [".build.lock"]
+            lock_only = [f".{command}.lock"]
+            assert sorted(p.name for p in project.glob(f".{command}.*")) == lock_only
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
             out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
-    assert out.startswith("built 1 claim(s)")
+    assert done in out
 
 
 def test_a_builds_forked_workers_do_not_hold_its_lock(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -75,6 +76,13 @@ def fail(message: str) -> NoReturn:
     """Print an error and exit 1."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(1)
+
+
+def _waiting(out: Path) -> None:
+    """Say why a command writing `out` has not finished: another is writing it."""
+    typer.echo(
+        f"waiting for another claimpress writing {os.path.relpath(out)}/ to finish", err=True
+    )
 
 
 def report(problems: Sequence[Problem]) -> None:
@@ -181,9 +189,7 @@ def build(
             project,
             out_dir,
             drafts=drafts,
-            waiting=lambda: typer.echo(
-                f"waiting for another build to {os.path.relpath(out_dir)}/ to finish", err=True
-            ),
+            waiting=partial(_waiting, out_dir),
         )
         elapsed = time.perf_counter() - started
         typer.echo(
@@ -406,7 +412,7 @@ def review(
         project = load()
         out_dir = out if out.is_absolute() else State.project / out
         try:
-            bundle = write_review(project, out_dir, list(claims or []))
+            bundle = write_review(project, out_dir, list(claims or []), partial(_waiting, out_dir))
         except ReviewError as exc:
             fail(str(exc))
         for line in summary_lines(bundle):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,11 +200,14 @@ def plan_review(project: Project, names: list[str]) -> Bundle:
     return Bundle(tuple(sheets), tuple(broken), plan)
 
 
-def write_review(project: Project, out: Path, names: list[str]) -> Bundle:
-    """Plan the bundle, then replace `out` with it in one step."""
+def write_review(
+    project: Project, out: Path, names: list[str], waiting: Callable[[], None] | None = None
+) -> Bundle:
+    """Plan the bundle, then replace `out` with it in one step (`waiting` is told when
+    another run writing `out` holds it)."""
     target = check_out_dir(out, project.root)
     bundle = plan_review(project, names)
-    write_site(bundle.plan, target)
+    write_site(bundle.plan, target, waiting=waiting)
     return bundle
 
 

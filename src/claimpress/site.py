@@ -589,6 +589,7 @@ def write_site(
     before_swap: Callable[[Path, dict[str, str]], None] | None = None,
     spare: Path | None = None,
     keep: Collection[str] = (),
+    waiting: Callable[[], None] | None = None,
 ) -> dict[str, str]:
     """Write the planned files into a staging folder and swap it in for `out`; `before_swap`
     runs on that folder and its manifest first (the search index is built there). Return
@@ -601,9 +602,10 @@ def write_site(
     in it: only the files that differ from what it holds are written, and nothing is
     deleted that the new site does not replace. The top-level folders `keep` of the spare
     are left as they are for `before_swap`, which must make them right (the search index
-    keeps the shards that did not change)."""
+    keeps the shards that did not change). `waiting` is told when another run writing
+    `out` holds it."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(out):
+    with _locked(out, waiting):
         _discard_leftovers(out)
         return _write_locked(plan, out, before_swap=before_swap, spare=spare, keep=keep)
 
