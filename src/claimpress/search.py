@@ -309,11 +309,20 @@ def _run_all(
 ) -> None:
     """Index each shard (its claims, into its folder), as many at once as there are cores."""
     running: list[tuple[subprocess.Popen[str], Path]] = []
+
+    def finish_first() -> None:
+        """Wait for the oldest indexer, no longer among those to stop, and delete its
+        links whatever it did."""
+        process, site = running.pop(0)
+        try:
+            _finish(process)
+        finally:
+            shutil.rmtree(site, ignore_errors=True)
+
     try:
         for part, out in todo:
             if len(running) >= cores():
-                _finish(running[0][0])
-                shutil.rmtree(running.pop(0)[1], ignore_errors=True)
+                finish_first()
             site = _linked(folder, part, scratch)
             try:
                 running.append((_start(site, out, started, nice), site))
@@ -321,8 +330,7 @@ def _run_all(
                 shutil.rmtree(site, ignore_errors=True)
                 raise
         while running:
-            _finish(running[0][0])
-            shutil.rmtree(running.pop(0)[1], ignore_errors=True)
+            finish_first()
     finally:
         for process, site in running:
             stop(process)
