@@ -170,7 +170,8 @@ def build(
     ] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")] = False,
 ) -> None:
-    """Build the static site; a failed build leaves the previous one untouched.
+    """Build the static site; a failed build leaves the previous one untouched, and a
+    second build to the same folder waits for the first.
 
     Settings from the environment: CLAIMPRESS_JOBS=N (worker processes; default one per
     core), CLAIMPRESS_NO_CACHE=1 (build without .claimpress-cache/) and
