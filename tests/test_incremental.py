@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib.util
 import json
 import os
 import re
 import shutil
+import signal
+import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +24,7 @@ from claimpress import cache, lint, load, parallel, project, search, site
 from claimpress.approvals import approve
 from claimpress.cache import CACHE_DIR, Pack
 from claimpress.listing import slugify
-from claimpress.problems import Problem
+from claimpress.problems import OutputError, Problem
 from claimpress.project import gather
 from claimpress.render import RENDERED, TEMPLATE_SUFFIXES, _reached, _referenced
 from claimpress.site import MANIFEST, build
@@ -498,9 +502,7 @@ BUILD_CHANGES = {
     "a page deleted": lambda out: (out / "sitemap.xml").unlink(),
     "a file added": lambda out: (out / "CNAME").write_text("checks.example.org\n"),
     "an empty folder added": lambda out: (out / "claims" / "empty").mkdir(),
-    "a page replaced by a symlink to its copy": lambda out: _replace_by_symlink(
-        out / "index.html"
-    ),
+    "a page replaced by a symlink to its copy": lambda out: _replace_by_symlink(out / "index.html"),
     "a search file edited": lambda out: _edit_in_place(
         sorted((out / "pagefind").glob("*/pagefind-entry.json"))[0]
     ),
@@ -509,9 +511,7 @@ BUILD_CHANGES = {
 
 
 @pytest.mark.parametrize("change", BUILD_CHANGES.values(), ids=BUILD_CHANGES.keys())
-def test_a_build_over_a_build_changed_by_hand_builds_it_again(
-    builds: Builds, change: Any
-) -> None:
+def test_a_build_over_a_build_changed_by_hand_builds_it_again(builds: Builds, change: Any) -> None:
     first = builds.same()
     planned = _planned(builds.monkeypatch)
     change(builds.root / "build")
@@ -607,59 +607,126 @@ def _edit_one(builds: Builds) -> str:
 def test_an_edited_claims_search_shard_is_indexed_while_the_listings_are_made(
     builds: Builds,
 ) -> None:
-    """Pagefind indexes the edited claim's shard from the rendered page while the build
-    makes the listing pages; the index is then moved into place, not made again."""
+    """A process of its own indexes the edited claim's shard from the rendered page while
+    the build makes the listing pages; the index is then moved into place, not made again."""
     builds.same()
     events: list[str] = []
-    real_listings, real_start, real_linked = site.plan_listings, search._start, search._linked
-    real_ahead = search.Ahead.start
+    real_listings, real_linked = site.plan_listings, search._linked
+    real_start, real_take = search.Ahead.start, search.Ahead.take
+    real_written = site._linked
+    started: list[search.Ahead] = []
 
-    def ahead(*args: Any) -> None:
-        real_ahead(*args)
-        events.append("shards started")
+    def start(ahead: search.Ahead, *args: Any) -> None:
+        real_start(ahead, *args)
+        events.append(f"{len(ahead.shards)} shard started")
+        started.append(ahead)
 
     def listings(*args: Any, **kwargs: Any) -> None:
         events.append("listings")
         real_listings(*args, **kwargs)
-
-    def start(pages: Path, *args: Any) -> Any:
-        events.append(f"pagefind on {pages.name.partition('-')[0]}")
-        return real_start(pages, *args)
+        _wait_for(lambda: list(started[-1].scratch.glob("index-*")))  # as on a big site
 
     def linked(*args: Any) -> Path:
         events.append("pages linked from the site")
         return real_linked(*args)
 
+    def take(ahead: search.Ahead, *args: Any) -> bool:
+        taken = real_take(ahead, *args)
+        events.append(f"taken: {taken}")
+        return taken
+
+    def written(file: str, new: str, size: int) -> bool:
+        done = real_written(file, new, size)
+        events.append(f"{Path(new).parent.name} linked: {done}")
+        return done
+
     builds.monkeypatch.setattr(site, "plan_listings", listings)
-    builds.monkeypatch.setattr(search, "_start", start)
     builds.monkeypatch.setattr(search, "_linked", linked)
-    builds.monkeypatch.setattr(search.Ahead, "start", ahead)
-    _edit_one(builds)
+    builds.monkeypatch.setattr(search.Ahead, "start", start)
+    builds.monkeypatch.setattr(search.Ahead, "take", take)
+    builds.monkeypatch.setattr(site, "_linked", written)
+    slug = _edit_one(builds)
     warm = builds.warm()
-    # Pagefind runs in a thread of its own: before or after the listings begin.
-    assert events.index("shards started") < events.index("listings")
-    assert sorted(events) == ["listings", "pagefind on pages", "shards started"]
+    # The edited page, written for the index ahead, is linked into the site from there.
+    assert events == ["1 shard started", "listings", f"{slug} linked: True", "taken: True"]
     assert warm == builds.cold()
     assert _modes(builds.root / "build") == _modes(builds.scratch / f"cold-{builds.n}")
     assert list(builds.root.glob(".build.search-*")) == []
 
 
+def test_the_site_and_the_process_ahead_index_each_shard_once(builds: Builds) -> None:
+    """From nothing, every shard is handed to the process ahead; `index_site` claims those
+    it has not started, and indexes exactly those."""
+    real_start, real_theirs, real_linked = search.Ahead.start, search.Ahead.theirs, search._linked
+    pagefind = search._pagefind()
+    handed: list[str] = []
+    theirs: set[str] = set()
+    mine: list[str] = []
+
+    def start(ahead: search.Ahead, *args: Any) -> None:
+        with builds.monkeypatch.context() as m:  # each shard takes 3 s more ahead
+            m.setattr(
+                search, "_pagefind", lambda: ["sh", "-c", 'sleep 3; exec "$@"', "-", *pagefind]
+            )
+            real_start(ahead, *args)
+        handed.extend(ahead.shards)
+        _wait_for(lambda: list(ahead.scratch.glob("claimed-*")))
+
+    def their(ahead: search.Ahead) -> set[str]:
+        theirs.update(real_theirs(ahead))
+        return theirs
+
+    def linked(folder: Path, slugs: list[str], scratch: Path) -> Path:
+        mine.extend(n for n in handed if set(slugs) <= _shard_slugs(folder, n))
+        return real_linked(folder, slugs, scratch)
+
+    builds.monkeypatch.setattr(search.Ahead, "start", start)
+    builds.monkeypatch.setattr(search.Ahead, "theirs", their)
+    builds.monkeypatch.setattr(search, "_linked", linked)
+    warm = builds.warm()
+    assert len(handed) == 4 and theirs and mine
+    assert sorted([*theirs, *mine]) == sorted(handed)
+    assert warm == builds.cold()
+
+
+def _wait_for(done: Callable[[], object]) -> None:
+    """Wait until `done()` is true (10 s at most)."""
+    deadline = time.monotonic() + 10
+    while not done():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+def _shard_slugs(folder: Path, name: str) -> set[str]:
+    """The claims of the shard `name` of the site in `folder`."""
+    slugs = sorted(p.name for p in (folder / "claims").iterdir())
+    split = search.shards(slugs)
+    return set(split[int(name.rstrip("/"))])
+
+
 def test_a_shard_that_failed_ahead_is_indexed_with_the_site(builds: Builds) -> None:
+    """Best effort: a shard that Pagefind failed to index ahead is indexed with the site."""
     builds.same()
-    real_start = search._start
+    real_start, real_take = search.Ahead.start, search.Ahead.take
+    taken: list[bool] = []
 
-    tried: list[str] = []
+    def start(ahead: search.Ahead, *args: Any) -> None:
+        with builds.monkeypatch.context() as m:
+            m.setattr(search, "_pagefind", lambda: ["false"])
+            real_start(ahead, *args)
+        assert ahead.process is not None
+        ahead.process.wait()
 
-    def start(pages: Path, *args: Any) -> Any:
-        tried.append(pages.name.partition("-")[0])
-        if pages.name.startswith("pages-"):
-            raise search.SearchError("cannot run Pagefind")
-        return real_start(pages, *args)
+    def take(ahead: search.Ahead, *args: Any) -> bool:
+        taken.append(real_take(ahead, *args))
+        return taken[-1]
 
-    builds.monkeypatch.setattr(search, "_start", start)
+    builds.monkeypatch.setattr(search.Ahead, "start", start)
+    builds.monkeypatch.setattr(search.Ahead, "take", take)
     _edit_one(builds)
-    assert builds.warm() == builds.cold()
-    assert tried[:2] == ["pages", ".search"]  # ahead, then with the site
+    warm = builds.warm()
+    assert taken == [False]
+    assert warm == builds.cold()
     assert list(builds.root.glob(".build.search-*")) == []
 
 
@@ -667,21 +734,63 @@ def test_a_shard_indexed_ahead_then_deleted_is_indexed_with_the_site(builds: Bui
     """Best effort: a bundle indexed early that is gone when the site is written (deleted
     by hand, say) is indexed with the site."""
     builds.same()
-    real_take = search.Ahead.take
+    real_start, real_take = search.Ahead.start, search.Ahead.take
     deleted: list[Path] = []
 
+    def start(ahead: search.Ahead, *args: Any) -> None:
+        real_start(ahead, *args)
+        _wait_for(lambda: list(ahead.scratch.glob("index-*")))
+
     def take(ahead: search.Ahead, *args: Any) -> bool:
-        for thread in ahead.threads:
-            thread.join()
-        for _, bundle in ahead.done.values():
-            shutil.rmtree(bundle, ignore_errors=True)  # each call sees them all
+        for bundle in ahead.scratch.glob("index-*"):
+            shutil.rmtree(bundle)
             deleted.append(bundle)
         return real_take(ahead, *args)
 
+    builds.monkeypatch.setattr(search.Ahead, "start", start)
     builds.monkeypatch.setattr(search.Ahead, "take", take)
     _edit_one(builds)
     assert builds.warm() == builds.cold()
     assert deleted
+
+
+def test_a_failed_build_stops_the_process_ahead(builds: Builds) -> None:
+    """The process ahead and everything it started end with the build."""
+    builds.same()
+    slow = builds.scratch / "slow-python"
+    slow.write_text(f'#!/bin/sh\nsleep 60\nexec "{sys.executable}" "$@"\n')
+    slow.chmod(0o755)
+    builds.monkeypatch.setattr(sys, "executable", str(slow))
+    real_start = search.Ahead.start
+    started: list[search.Ahead] = []
+
+    def start(ahead: search.Ahead, *args: Any) -> None:
+        real_start(ahead, *args)
+        started.append(ahead)
+
+    def listings(*args: Any, **kwargs: Any) -> None:
+        raise OutputError("the listings failed")
+
+    builds.monkeypatch.setattr(search.Ahead, "start", start)
+    builds.monkeypatch.setattr(site, "plan_listings", listings)
+    _edit_one(builds)
+    with pytest.raises(OutputError, match="the listings failed"):
+        builds.warm()
+    process = started[0].process
+    assert process is not None and process.returncode == -signal.SIGKILL
+    _wait_for(lambda: not _running_in_group(process.pid))  # nor the `sleep` it started
+
+
+def _running_in_group(group: int) -> list[str]:
+    """The processes of a process group that are running (not zombies): their /proc stat."""
+    running = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rpartition(")")[2].split()
+            if int(fields[2]) == group and fields[0] != "Z":
+                running.append(stat.read_text())
+    return running
+    assert list(builds.root.glob(".build.search-*")) == []
 
 
 def test_a_scratch_folder_that_cannot_be_written_is_no_failure(builds: Builds) -> None:

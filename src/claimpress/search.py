@@ -19,15 +19,17 @@ import contextlib
 import hashlib
 import json
 import os
+import pickle
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import version
 from pathlib import Path
+
+import lz4.block  # type: ignore[import-untyped]
 
 from .parallel import cores
 from .problems import env_int
@@ -86,24 +88,29 @@ def index_site(
     shards that are still right and untouched since are kept in place, and everything
     else in it goes. `started` is told each indexer that runs (`stop` ends it). `nice`
     indexers run at a lower priority than this process (`serve`, which applies edits
-    meanwhile). A shard that `ahead` indexed already, from the same pages, is moved
-    into place."""
+    meanwhile). The shards `ahead` has started are left to it, and moved into place
+    when it is done with them (indexed here if it failed)."""
     bundles = _bundles(slugs, digests)
     names = [name for name, _, _ in bundles]
     keys = [key for _, key, _ in bundles]
     before = _shards(previous) if previous is not None else {}
     held = _held(output, dict(zip(names, keys, strict=True)))
     output.mkdir(exist_ok=True)
-    todo = []
+    theirs = ahead.theirs() if ahead is not None else set()
+    todo, later = [], []
     for name, key, part in bundles:
         if name in held:
             continue
         if previous is not None and before.get(name) == key and _link(previous, output, name):
             continue
-        if ahead is not None and ahead.take(name, key, output / name):
-            continue
-        todo.append((part, output / name))
+        if name in theirs:
+            later.append((name, key, part))
+        else:
+            todo.append((part, output / name))
     _run_all(folder, todo, output.parent, started, nice)
+    if ahead is not None:  # the shards indexed ahead, or else now
+        todo = [(p, output / n) for n, k, p in later if not ahead.take(n, k, output / n)]
+        _run_all(folder, todo, output.parent, started, nice)
     (output / SHARDS_FILE).unlink(missing_ok=True)  # the older index's, if it was kept
     (output / SHARDS_FILE).write_text(
         json.dumps({"bundles": names, "keys": keys}, indent=1) + "\n", "utf-8"
@@ -129,101 +136,164 @@ def _bundles(slugs: Sequence[str], digests: Mapping[str, str]) -> list[tuple[str
 
 
 class Ahead:
-    """Shards indexed ahead of the site being written: a build starts them from the claim
-    pages in memory once the claims are rendered, and Pagefind runs while the build makes
-    the listing pages (one core's work) and writes the site; `index_site` then moves each
-    into place instead of indexing it. Best effort: a shard that failed here, or is not
-    the one wanted, is indexed there as before (and fails there, if it fails again).
+    """Shards indexed ahead of the site being written, by a process of their own: once the
+    claims are rendered, a build hands it the claim pages that changed (compressed, in one
+    file) and goes on to make the listing pages and write the site, one core's work. The
+    process writes one shard's pages to a scratch folder and runs Pagefind on them, then
+    the next shard's, on the other core. The build's writer hard-links the pages written
+    so far into the site rather than writing them again (so they are not deleted with the
+    scratch folder either: on a file system that discards freed blocks, such as this VM's,
+    deleting a file's data slows every write for a while). `index_site` then claims the
+    shards the process has not started, indexes those itself, and moves the others'
+    bundles into place (waiting for the one it is on). Best effort: a shard that failed
+    there, or whose bundle is gone, is indexed with the site.
 
-    Used as a context manager; everything it made is in `scratch`, a folder of the
-    caller's, which it leaves for the caller to delete."""
+    Each shard is claimed by whoever starts it first, the process or `index_site`, with a
+    file made only if it is not there (`_claim`), so neither indexes one the other has.
+
+    Used as a context manager (whose end stops the process); everything it made is in
+    `scratch`, a folder of the caller's, which it leaves for the caller to delete."""
 
     def __init__(self, scratch: Path) -> None:
         self.scratch = scratch
-        self.done: dict[str, tuple[str, Path]] = {}
-        """Each shard indexed: its key, and where its bundle is."""
-        self.running: set[subprocess.Popen[str]] = set()
-        self.lock = threading.Lock()
-        self.stopping = False
-        self.threads: list[threading.Thread] = []
+        self.process: subprocess.Popen[bytes] | None = None
+        self.shards: dict[str, tuple[str, list[str]]] = {}
+        """Each shard handed to the process: its key and its claims."""
 
     def __enter__(self) -> Ahead:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        with self.lock:
-            self.stopping = True
-            for process in self.running:  # its thread sees it fail, and gives up
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(process.pid, signal.SIGKILL)
-        for thread in self.threads:
-            thread.join()
+        self.close()
+
+    def close(self) -> None:
+        """Stop the process and delete the pages it wrote: once linked into the site, their
+        status changes as they go (`site.record_inputs` must come after)."""
+        if self.process is not None and self.process.returncode is None:  # never reaped
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)  # and its Pagefind
+            self.process.wait()
+        for name in self.shards:
+            shutil.rmtree(self.scratch / f"pages-{_tag(name)}", ignore_errors=True)
 
     def start(
         self,
-        pages: Mapping[str, Callable[[], bytes]],
+        pages: Mapping[str, Callable[[], bytes | str]],
         digests: Mapping[str, str],
         skip: Sequence[Path],
     ) -> None:
-        """Index in the background the first shards of the claim pages `pages` (each
-        slug's page bytes, and their `digests`) that no index at `skip` holds with the same
-        key, as many as there are cores.
-
-        The pages are written here, in the caller's thread (written in the background, each
-        file would wait its turn for the interpreter). That is the cost: writing them all
-        at 10,000 claims (as a build from nothing would) took as long as it saved, so the
-        rest is left to `index_site`."""
+        """Start indexing in the background the shards of the claim pages `pages` (their
+        `digests`) that no index at `skip` holds with the same key. Each slug's page is
+        given LZ4-compressed (`lz4.block`, with its size), or as the path of an identical
+        file to hard-link."""
         held = [_shards(index) for index in skip]
         wanted = [
             (name, key, part)
             for name, key, part in _bundles(list(pages), digests)
             if not any(h.get(name) == key for h in held)
         ]
-        for name, key, part in wanted[: cores()]:
-            try:
-                site = Path(tempfile.mkdtemp(prefix="pages-", dir=self.scratch))
-                for slug in part:
-                    (site / page_path(slug)).parent.mkdir(parents=True)
-                    (site / page_path(slug)).write_bytes(pages[slug]())
-            except OSError:  # a full disk, the scratch folder deleted: left to `index_site`
-                return
-            shard = (name, key, site)
-            self.threads.append(threading.Thread(target=self._one, args=(shard,), daemon=True))
-            self.threads[-1].start()
-
-    def _one(self, shard: tuple[str, str, Path]) -> None:
-        name, key, site = shard
-        try:
-            # Made by Pagefind, as in `index_site`: a folder of mkdtemp's would be
-            # readable by its owner only, once moved into the site.
-            out = self.scratch / f"index-{site.name}"
-            with self.lock:
-                if self.stopping:
-                    return
-                process = _start(site, out, None, False)
-                self.running.add(process)
-            try:
-                _finish(process)
-            finally:
-                with self.lock:
-                    self.running.discard(process)
-        except Exception:  # indexed again by `index_site`, which reports it
+        if not wanted:
             return
-        self.done[name] = (key, out)
+        try:
+            with (self.scratch / "pages.pickle").open("wb") as file:
+                shards = [(name, [(s, pages[s]()) for s in part]) for name, _, part in wanted]
+                pickle.dump((_pagefind(), shards), file, protocol=5)
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    "from claimpress.search import ahead; ahead()",
+                    str(self.scratch),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # its own process group, which `__exit__` stops
+            )
+        except OSError:  # a full disk, the scratch folder deleted: left to `index_site`
+            return
+        self.shards = {name: (key, part) for name, key, part in wanted}
+
+    def written(self) -> dict[str, str]:
+        """The claim pages the process has written so far (each shard's, once all of it
+        is), by path in the site: where each one is."""
+        written: dict[str, str] = {}
+        for name, (_, part) in self.shards.items():
+            site = f"{self.scratch}/pages-{_tag(name)}/"
+            if os.path.isdir(site):
+                written.update((page_path(s), site + page_path(s)) for s in part)
+        return written
+
+    def theirs(self) -> set[str]:
+        """The shards the process has started: every other one it was handed is claimed
+        for `index_site`, so it starts no more."""
+        started = set()
+        for name in self.shards:
+            try:
+                _claim(self.scratch, name)
+            except FileExistsError:
+                started.add(name)
+            except OSError:  # the scratch folder gone: nothing of it to take
+                pass
+        return started
 
     def take(self, name: str, key: str, bundle: Path) -> bool:
-        """Move the shard `name` into place at `bundle` if it was indexed with `key`."""
-        for thread in self.threads:
-            thread.join()
-        done = self.done.pop(name, None)
-        if done is None or done[0] != key:
+        """Move the shard `name` into place at `bundle` if the process indexed it with
+        `key`, once it is done."""
+        if self.process is None or self.shards.get(name, ("",))[0] != key:
             return False
+        self.process.wait()
         shutil.rmtree(bundle, ignore_errors=True)
         try:
-            os.rename(done[1], bundle)
-        except OSError:  # gone from the scratch folder: indexed with the site
+            os.rename(self.scratch / f"index-{_tag(name)}", bundle)
+        except OSError:  # it failed, or its bundle is gone: indexed with the site
             return False
         return True
+
+
+def ahead() -> None:
+    """The process `Ahead` starts, in its scratch folder (the first argument): write the
+    pages of each shard it was handed and index them, in turn, until `index_site` claims
+    the next one."""
+    scratch = Path(sys.argv[1])
+    pagefind, shards = pickle.loads((scratch / "pages.pickle").read_bytes())
+    for name, pages in shards:
+        tag = _tag(name)
+        try:
+            _claim(scratch, name)
+        except OSError:  # claimed by `index_site` (or the folder is gone): it does the rest
+            return
+        site, out = scratch / f"pages-{tag}", scratch / f"index-{tag}"
+        try:
+            part = Path(f"{site}.part")
+            for slug, page in pages:
+                (part / page_path(slug)).parent.mkdir(parents=True)
+                if isinstance(page, str):
+                    os.link(page, part / page_path(slug), follow_symlinks=False)
+                else:
+                    (part / page_path(slug)).write_bytes(lz4.block.decompress(page))
+            os.rename(part, site)  # whole: the build's writer may link its pages from here on
+            # Written by Pagefind, as in `index_site`: a folder of mkdtemp's would be
+            # readable by its owner only, once moved into the site.
+            done = subprocess.run(
+                _command(pagefind, site, Path(f"{out}.part")), capture_output=True, timeout=600
+            )
+            if done.returncode == 0:
+                os.rename(f"{out}.part", out)
+        except (OSError, subprocess.SubprocessError):
+            pass  # indexed with the site, which reports what is wrong
+
+
+def _claim(scratch: Path, name: str) -> None:
+    """Claim the shard `name`: FileExistsError when it was claimed before."""
+    os.close(
+        os.open(scratch / f"claimed-{_tag(name)}", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    )
+
+
+def _tag(name: str) -> str:
+    """A shard's name as a file name: `03/` as `03`, the only one (``) as `all`."""
+    return name.rstrip("/") or "all"
 
 
 def _shards(index: Path) -> dict[str, str]:
@@ -361,11 +431,16 @@ def _linked(folder: Path, slugs: list[str], scratch: Path) -> Path:
     return site
 
 
+def _command(pagefind: list[str], site: Path, out: Path) -> list[str]:
+    """The command line that runs `pagefind` on the pages in `site`, writing its bundle
+    to `out`."""
+    return [*pagefind, "--site", str(site), "--silent", "--output-path", str(out)]
+
+
 def _start(site: Path, out: Path, started: Started | None, nice: bool) -> subprocess.Popen[str]:
     """Start Pagefind on the pages in `site`, writing its bundle to `out`."""
     lower = ["nice", "-n", "10"] if nice and shutil.which("nice") else []
-    command = [*lower, *_pagefind(), "--site", str(site), "--silent"]
-    command += ["--output-path", str(out)]
+    command = [*lower, *_command(_pagefind(), site, out)]
     try:
         # Its own process group: `stop` ends it and anything it starts.
         process = subprocess.Popen(

@@ -21,7 +21,7 @@ import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from functools import partial
@@ -508,6 +508,17 @@ def _reuse(old: str, new: str, size: int, since: int) -> bool:
     return True
 
 
+def _linked(file: str, new: str, size: int) -> bool:
+    """Hard-link `file`, a regular file of `size` bytes, as `new`."""
+    try:
+        if not stat.S_ISREG((info := os.lstat(file)).st_mode) or info.st_size != size:
+            return False
+        os.link(file, new, follow_symlinks=False)
+    except OSError:
+        return False
+    return True
+
+
 def _staging(out: Path, spare: Path | None) -> tuple[Path, dict[str, str], int]:
     """Where to write the new site: `spare` when it holds a whole earlier build on the
     same file system as `out`, else a fresh folder beside `out`; with the manifest of what
@@ -607,7 +618,7 @@ def write_site(
     out.parent.mkdir(parents=True, exist_ok=True)
     with _locked(out, waiting):
         _discard_leftovers(out)
-        return _write_locked(plan, out, before_swap=before_swap, spare=spare, keep=keep)
+        return _write_locked(plan, out, before_swap=before_swap, spare=spare, keep=keep, written={})
 
 
 def _write_locked(
@@ -617,8 +628,11 @@ def _write_locked(
     before_swap: Callable[[Path, dict[str, str]], None] | None,
     spare: Path | None,
     keep: Collection[str],
+    written: Mapping[str, str],
 ) -> dict[str, str]:
-    """`write_site`, with the lock of `out` held and the leftovers of killed builds gone."""
+    """`write_site`, with the lock of `out` held and the leftovers of killed builds gone;
+    the planned files `written` already (as `search.Ahead.written` tells) are hard-linked
+    from there."""
     stage, kept, kept_since = _staging(out, spare)
     try:
         previous = _manifest(out)
@@ -645,6 +659,8 @@ def _write_locked(
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
             if previous.get(rel) == digest and _reuse(built + rel, path, len(data), since):
+                continue
+            if rel in written and _linked(written[rel], path, len(data)):
                 continue
             with open(path, "xb") as handle:
                 handle.write(bytes(data))
@@ -750,8 +766,18 @@ def _build_locked(
 
     def index_ahead(plan: Plan, pages: list[Page]) -> None:
         """Start indexing the claim pages that changed while the listings are made."""
+        previous, since = _manifest(target), written_at(target / MANIFEST)
+
+        def page(rel: str) -> bytes | str:
+            """The page at `rel`, compressed, or the previous build's file when it is the
+            same (a `live` plan's pages are not kept compressed)."""
+            data = plan.packed.get(rel) or Packed(lz4.block.compress(plan.files[rel]))
+            if previous.get(rel) == plan.digests[rel] and untouched(target / rel, since, len(data)):
+                return str(target / rel)
+            return data.blob
+
         ahead.start(
-            {p.slug: partial(plan.data, claim_paths(p.slug)[0]) for p in pages},
+            {p.slug: partial(page, claim_paths(p.slug)[0]) for p in pages},
             plan.digests,
             [index / search.SEARCH_DIR for index in (target, spare) if index is not None],
         )
@@ -765,10 +791,18 @@ def _build_locked(
 
         def before_swap(folder: Path, digests: dict[str, str]) -> None:
             build_search_index(folder, digests, slugs, target / search.SEARCH_DIR, ahead)
+            ahead.close()
             if record is not None:
                 record_inputs(folder, plan, inputs, record)
 
-        _write_locked(plan, target, before_swap=before_swap, spare=spare, keep=(search.SEARCH_DIR,))
+        _write_locked(
+            plan,
+            target,
+            before_swap=before_swap,
+            spare=spare,
+            keep=(search.SEARCH_DIR,),
+            written=ahead.written(),
+        )
     return BuildReport(target, len(plan.pages), len(plan))
 
 
@@ -807,12 +841,13 @@ def record_inputs(folder: Path, plan: Plan, inputs: str, record: Path) -> None:
     (as `built_from` trusts none changed later), and the record, signed, holds that and a
     hash of its paths and manifest."""
     files = [*plan.files, *plan.packed, MARKER, MANIFEST]
-    newest = os.lstat(folder / MANIFEST).st_ctime_ns  # the writer wrote the rest before it
+    # Every file's status changed before now (the pages linked from the search scratch
+    # folder too, as their links there went); the file system's clock is never ahead.
+    newest = time.time_ns()
     folders = _folders_of(files)
     if (folder / search.SEARCH_DIR).is_dir():
         folders.add(search.SEARCH_DIR)
         for rel, info in _entries(folder, search.SEARCH_DIR):
-            newest = max(newest, info.st_ctime_ns)
             if stat.S_ISDIR(info.st_mode):
                 folders.add(rel)
             else:
