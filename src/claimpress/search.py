@@ -107,7 +107,7 @@ def index_site(
             later.append((name, key, part))
         else:
             todo.append((part, output / name))
-    _run_all(folder, todo, output.parent, started, nice)
+    _run_all(folder, todo, output.parent, started, nice, ahead.running if ahead else lambda: 0)
     if ahead is not None:  # the shards indexed ahead, or else now
         todo = [(p, output / n) for n, k, p in later if not ahead.take(n, k, output / n)]
         _run_all(folder, todo, output.parent, started, nice)
@@ -214,6 +214,10 @@ class Ahead:
             return
         self.shards = {name: (key, part) for name, key, part in wanted}
 
+    def running(self) -> int:
+        """1 while the process runs, else 0."""
+        return int(self.process is not None and self.process.poll() is None)
+
     def written(self) -> dict[str, str]:
         """The claim pages the process has written so far (each shard's, once all of it
         is), by path in the site: where each one is."""
@@ -256,8 +260,11 @@ def ahead() -> None:
     pages of each shard it was handed and index them, in turn, until `index_site` claims
     the next one."""
     scratch = Path(sys.argv[1])
-    pagefind, shards = pickle.loads((scratch / "pages.pickle").read_bytes())
-    for name, pages in shards:
+    with (scratch / "pages.pickle").open("rb") as file:
+        pagefind, shards = pickle.load(file)
+    shards.reverse()
+    while shards:  # each shard's pages let go of once written
+        name, pages = shards.pop()
         tag = _tag(name)
         try:
             _claim(scratch, name)
@@ -272,6 +279,7 @@ def ahead() -> None:
                     os.link(page, part / page_path(slug), follow_symlinks=False)
                 else:
                     (part / page_path(slug)).write_bytes(lz4.block.decompress(page))
+            del pages
             os.rename(part, site)  # whole: the build's writer may link its pages from here on
             # Written by Pagefind, as in `index_site`: a folder of mkdtemp's would be
             # readable by its owner only, once moved into the site.
@@ -376,8 +384,10 @@ def _run_all(
     scratch: Path,
     started: Started | None,
     nice: bool,
+    others: Callable[[], int] = lambda: 0,
 ) -> None:
-    """Index each shard (its claims, into its folder), as many at once as there are cores."""
+    """Index each shard (its claims, into its folder), as many at once as there are cores,
+    counting the `others()` running elsewhere (each holds its shard in memory)."""
     running: list[tuple[subprocess.Popen[str], Path]] = []
 
     def finish_first() -> None:
@@ -391,7 +401,7 @@ def _run_all(
 
     try:
         for part, out in todo:
-            if len(running) >= cores():
+            if len(running) >= max(1, cores() - others()):
                 finish_first()
             site = _linked(folder, part, scratch)
             try:
