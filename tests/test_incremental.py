@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -779,6 +780,39 @@ def test_a_failed_build_stops_the_process_ahead(builds: Builds) -> None:
     process = started[0].process
     assert process is not None and process.returncode == -signal.SIGKILL
     _wait_for(lambda: not _running_in_group(process.pid))  # nor the `sleep` it started
+
+
+def test_the_process_ahead_stops_when_its_build_is_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build killed outright cannot stop the process ahead; it stops by itself after the
+    shard it is on, rather than index every shard for nobody."""
+    monkeypatch.setenv("CLAIMPRESS_SEARCH_SHARD_PAGES", "3")  # 12 claims, 4 shards
+    script = tmp_path / "killed.py"
+    script.write_text(
+        """import os, sys
+from pathlib import Path
+
+import lz4.block
+from claimpress import search
+
+pagefind = search._pagefind()
+search._pagefind = lambda: ["sh", "-c", 'sleep 1; exec "$@"', "-", *pagefind]
+ahead = search.Ahead(Path(sys.argv[1]))
+page = b"<html lang=en><body><main>a claim</main></body></html>"
+pages = {f"claim-{i}": lambda: lz4.block.compress(page) for i in range(12)}
+ahead.start(pages, {search.page_path(s): s for s in pages}, [])
+print(ahead.process.pid, len(ahead.shards), flush=True)
+os._exit(0)  # no clean-up, as under kill -9
+"""
+    )
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    pid, shards = map(int, done.stdout.split())
+    assert shards == 4
+    _wait_for(lambda: not _running_in_group(pid))
+    assert len(list(tmp_path.glob("index-*"))) <= 1
 
 
 def _running_in_group(group: int) -> list[str]:

@@ -197,7 +197,7 @@ class Ahead:
         try:
             with (self.scratch / "pages.pickle").open("wb") as file:
                 shards = [(name, [(s, pages[s]()) for s in part]) for name, _, part in wanted]
-                pickle.dump((_pagefind(), shards), file, protocol=5)
+                pickle.dump((os.getpid(), _pagefind(), shards), file, protocol=5)
             self.process = subprocess.Popen(
                 [
                     sys.executable,
@@ -258,13 +258,13 @@ class Ahead:
 def ahead() -> None:
     """The process `Ahead` starts, in its scratch folder (the first argument): write the
     pages of each shard it was handed and index them, in turn, until `index_site` claims
-    the next one."""
+    the next one or the build that started it is gone."""
     scratch = Path(sys.argv[1])
     with (scratch / "pages.pickle").open("rb") as file:
-        pagefind, shards = pickle.load(file)
+        build, pagefind, shards = pickle.load(file)
     shards.reverse()
-    while shards:  # each shard's pages let go of once written
-        name, pages = shards.pop()
+    while shards and os.getppid() == build:  # a build killed outright wants no more
+        name, pages = shards.pop()  # its pages let go of once written
         tag = _tag(name)
         try:
             _claim(scratch, name)
