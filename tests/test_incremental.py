@@ -614,7 +614,7 @@ def test_an_edited_claims_search_shard_is_indexed_while_the_listings_are_made(
     events: list[str] = []
     real_listings, real_linked = site.plan_listings, search._linked
     real_start, real_take = search.Ahead.start, search.Ahead.take
-    real_written = site._linked
+    real_reuse = site._reuse
     started: list[search.Ahead] = []
 
     def start(ahead: search.Ahead, *args: Any) -> None:
@@ -636,16 +636,17 @@ def test_an_edited_claims_search_shard_is_indexed_while_the_listings_are_made(
         events.append(f"taken: {taken}")
         return taken
 
-    def written(file: str, new: str, size: int) -> bool:
-        done = real_written(file, new, size)
-        events.append(f"{Path(new).parent.name} linked: {done}")
+    def reuse(file: str, new: str, size: int, since: int) -> bool:
+        done = real_reuse(file, new, size, since)
+        if file.startswith(str(started[-1].scratch)):  # not the previous build's
+            events.append(f"{Path(new).parent.name} linked: {done}")
         return done
 
     builds.monkeypatch.setattr(site, "plan_listings", listings)
     builds.monkeypatch.setattr(search, "_linked", linked)
     builds.monkeypatch.setattr(search.Ahead, "start", start)
     builds.monkeypatch.setattr(search.Ahead, "take", take)
-    builds.monkeypatch.setattr(site, "_linked", written)
+    builds.monkeypatch.setattr(site, "_reuse", reuse)
     slug = _edit_one(builds)
     warm = builds.warm()
     # The edited page, written for the index ahead, is linked into the site from there.

@@ -497,23 +497,12 @@ def file_digest(data: bytes) -> str:
 
 
 def _reuse(old: str, new: str, size: int, since: int) -> bool:
-    """Hard-link a file of the previous build, untouched since its manifest was written at
-    `since`, into the new one."""
+    """Hard-link a file written already (the previous build's, untouched since its
+    manifest was written at `since`) into the new build."""
     if not untouched(old, since, size):
         return False
     try:
         os.link(old, new, follow_symlinks=False)
-    except OSError:
-        return False
-    return True
-
-
-def _linked(file: str, new: str, size: int) -> bool:
-    """Hard-link `file`, a regular file of `size` bytes, as `new`."""
-    try:
-        if not stat.S_ISREG((info := os.lstat(file)).st_mode) or info.st_size != size:
-            return False
-        os.link(file, new, follow_symlinks=False)
     except OSError:
         return False
     return True
@@ -632,7 +621,8 @@ def _write_locked(
 ) -> dict[str, str]:
     """`write_site`, with the lock of `out` held and the leftovers of killed builds gone;
     the planned files `written` already (as `search.Ahead.written` tells) are hard-linked
-    from there."""
+    from there, unless changed since this began."""
+    begun = time.time_ns()
     stage, kept, kept_since = _staging(out, spare)
     try:
         previous = _manifest(out)
@@ -660,7 +650,7 @@ def _write_locked(
                     os.unlink(path)
             if previous.get(rel) == digest and _reuse(built + rel, path, len(data), since):
                 continue
-            if rel in written and _linked(written[rel], path, len(data)):
+            if rel in written and _reuse(written[rel], path, len(data), begun):
                 continue
             with open(path, "xb") as handle:
                 handle.write(bytes(data))
