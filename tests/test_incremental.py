@@ -7,6 +7,7 @@ import datetime as dt
 import importlib.util
 import json
 import os
+import pickle
 import re
 import shutil
 import signal
@@ -28,6 +29,7 @@ from claimpress.listing import slugify
 from claimpress.problems import OutputError, Problem
 from claimpress.project import gather
 from claimpress.render import RENDERED, TEMPLATE_SUFFIXES, _reached, _referenced
+from claimpress.resolve import Page
 from claimpress.site import MANIFEST, build
 from conftest import REPO, run_cli, tree
 
@@ -233,6 +235,62 @@ def test_an_edit_renders_again_only_the_listing_entries_and_pages_of_its_claim(
         "sources.html": showing("sources/"),
         **({"open_questions.html": n} if (n := showing("open-questions/")) else {}),
     }
+    assert edited == builds.cold()
+
+
+def _loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The slugs of the pages a build's `LazyPage`s load, in order."""
+    loaded: list[str] = []
+    real = project._Claims._page
+
+    def page(claims: project._Claims, summary: project.Summary) -> Page:
+        loaded.append(summary.slug or "")
+        return real(claims, summary)
+
+    monkeypatch.setattr(project._Claims, "_page", page)
+    return loaded
+
+
+def test_a_build_reads_a_page_when_first_used_and_it_acts_as_the_page(
+    builds: Builds, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    builds.warm()
+    full = {p.slug: p for p in gather(builds.root).pages}
+    loaded = _loads(monkeypatch)
+    pages = gather(builds.root).without_locations().published()
+    assert len(pages) == len(full) and loaded == []  # ordered and linked by their facts
+    # the facts its claim's summary keeps are those of the page
+    assert all(p.facts == Page.facts.func(full[p.slug]) for p in pages)  # type: ignore[attr-defined]
+    first, second = pages[:2]
+    assert first.claim == full[first.slug].claim and loaded == [first.slug]
+    again = pickle.loads(pickle.dumps(second))
+    assert type(again) is Page and again == second and second == again
+    assert loaded == [first.slug, second.slug]
+
+
+def test_a_rebuild_loads_only_the_pages_it_shows_anew(
+    builds: Builds, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    builds.same()
+    pages = {p.slug: p for p in gather(builds.root).pages}
+    slug = sorted(pages)[3]
+    claim = builds.root / "claims" / f"{slug}.yaml"
+    claim.write_text(claim.read_text().replace("summary: >-\n", "summary: >-\n  New.\n"))
+    loaded = _loads(monkeypatch)
+    edited = builds.warm()
+
+    # its own page, rendered again; the pages citing a source it cites, each listed under
+    # that source; the askers of the open questions on the pages of them that list it
+    cites = {(key, digest) for key, digest, _, _ in pages[slug].facts.cites}
+    citing = {s for s, p in pages.items() if cites & {c[:2] for c in p.facts.cites}}
+    asking = {
+        found.decode()
+        for path, text in edited.items()
+        if path.startswith("open-questions/") and f"claims/{slug}/".encode() in text
+        for found in re.findall(rb'claims/([^/"]+)/"', text)
+    }
+    assert sorted(loaded) == sorted({slug} | citing | asking)
+    assert len(loaded) < len(pages)
     assert edited == builds.cold()
 
 

@@ -49,7 +49,7 @@ def topics(pages: Iterable[Page]) -> list[Topic]:
     grouped: dict[str, list[tuple[str, Page]]] = {}
     slugs: dict[str, str] = {}  # a few names, each on many pages
     for page in pages:
-        for name in dict.fromkeys(page.claim.topics):
+        for name in dict.fromkeys(page.facts.topics):
             slug = slugs.get(name) or slugs.setdefault(name, slugify(name))
             grouped.setdefault(slug, []).append((name, page))
     found = []
@@ -76,28 +76,36 @@ class SourceEntry:
     key: str
     anchor: str
     """The entry's id on the sources page, unique even when two claims use one key."""
-    source: Source
     cited_by: tuple[Citing, ...]
+
+    @property
+    def source(self) -> Source:
+        """The source, as its first citing page has it (as every citing page has it)."""
+        first = self.cited_by[0]
+        return next(c.source for c in first.page.sources if c.number == first.number)
 
 
 def source_index(pages: Iterable[Page]) -> list[SourceEntry]:
     """Every source cited by `pages`, sorted by title: shared sources once, a claim's own
     source once per distinct content."""
-    grouped: dict[tuple[str, Source], list[Citing]] = {}
+    grouped: dict[tuple[str, str], tuple[str, list[Citing]]] = {}
     for page in pages:
-        for cited in page.sources:
-            grouped.setdefault((cited.key, cited.source), []).append(Citing(page, cited.number))
-    ordered = sorted(grouped.items(), key=lambda kv: (kv[0][1].title.casefold(), kv[0][0]))
+        for key, digest, title, number in page.facts.cites:
+            found = grouped.get((key, digest))
+            if found is None:
+                found = grouped[key, digest] = (title, [])
+            found[1].append(Citing(page, number))
+    ordered = sorted(grouped.items(), key=lambda kv: (kv[1][0].casefold(), kv[0][0]))
     used: set[str] = set()
     entries = []
-    for (key, source), citing in ordered:
+    for (key, _), (_, citing) in ordered:
         anchor = base = "source-" + slugify(key)
         n = 1
         while anchor in used:
             n += 1
             anchor = f"{base}-{n}"
         used.add(anchor)
-        entries.append(SourceEntry(key, anchor, source, tuple(citing)))
+        entries.append(SourceEntry(key, anchor, tuple(citing)))
     return entries
 
 
@@ -139,4 +147,4 @@ def paged(base: str, items: Sequence[T], size: int) -> Iterator[tuple[Pager, Seq
 
 def last_change(page: Page) -> dt.date:
     """When a page last changed for readers: its latest correction or update, else its check."""
-    return max(page.updated_on or page.claim.checked_on, page.claim.checked_on)
+    return page.facts.changed_on

@@ -42,9 +42,12 @@ from .model import Site
 from .parallel import fork_map, gc_paused
 from .problems import OUTSIDE, Problem, ProblemsFound, errors
 from .resolve import (
+    Facts,
+    FollowUp,
     Page,
     Registry,
     build_registry,
+    lazy,
     link_follow_ups,
     resolve_claim,
     unresolved,
@@ -75,6 +78,8 @@ class Summary(NamedTuple):
     """The claim's `checked_on`, when it validated."""
     latest: dt.date | None
     """Its latest date the review rules compare with today (`lint.latest_date`)."""
+    facts: Facts | None
+    """What the site's listings read of its page (`Page.facts`), when it resolved."""
 
 
 class _Claims:
@@ -107,22 +112,37 @@ class _Claims:
         return claim, page
 
     def load(self) -> tuple[tuple[ClaimFile, ...], tuple[Page, ...]]:
-        """Every validated file and every page, in file order."""
+        """Every validated file and every page, in file order; without `locate`, the pages
+        load when a field other than their slug and facts is first read (`LazyPage`)."""
         claims: list[ClaimFile] = []
         pages: list[Page] = []
         with gc_paused():
             for summary in self.summaries:
                 if summary.slug is None:
                     continue
+                if not self.locate and summary.facts is not None:
+                    asks = tuple(FollowUp(q) for q in summary.facts.asks)
+                    load = functools.partial(self._page, summary)
+                    pages.append(lazy(summary.facts, load, slug=summary.slug, follow_ups=asks))
+                    continue
                 claim, page = self.entry(summary)
                 if claim is not None and self.locate:
                     claims.append(claim)
                 if page is not None:
+                    if summary.facts is not None:  # the same, as its summary has them
+                        page.__dict__["facts"] = summary.facts
                     pages.append(page)
             # Long-lived from here on: never traversed by the collector again, so neither
             # collections here nor those in forked workers touch (and copy) their memory.
             gc.freeze()
         return tuple(claims), tuple(pages)
+
+    def _page(self, summary: Summary) -> Page:
+        """The page of a claim that resolved (`entry`)."""
+        page = self.entry(summary)[1]
+        if page is None:
+            raise RuntimeError(f"{summary.rel} no longer resolves")
+        return page
 
 
 @dataclass(frozen=True)
@@ -198,10 +218,10 @@ class Project:
     def published(self, *, drafts: bool = False) -> list[Page]:
         """The pages that go on the site, follow-ups linked among them, newest check first;
         under `require_approval` (drafts aside) only approved content goes out."""
-        chosen = [p for p in self.pages if drafts or p.claim.status == "published"]
+        chosen = [p for p in self.pages if drafts or p.facts.status == "published"]
         if self.site.require_approval and not drafts:
             chosen = [v for p in chosen if (v := self.approved.get(p.slug)) is not None]
-        chosen.sort(key=lambda p: (p.claim.checked_on, p.slug), reverse=True)
+        chosen.sort(key=lambda p: (p.facts.checked_on, p.slug), reverse=True)
         return link_follow_ups(chosen)
 
     def page(self, name: str) -> Page:
@@ -423,6 +443,7 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
             tuple(found),
             checked_on,
             latest,
+            page.facts if page is not None else None,
         )
         entry = _packed_entry(claim, page) if claim and render else None
         found_by_rules = findings(summary, page, reading) if page is not None else None

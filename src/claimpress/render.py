@@ -466,7 +466,7 @@ class Renderer:
     def feed_xml(self, pages: list[Page]) -> str:
         """The Atom feed of published checks, corrections and updates in their entries: the
         `page_size` last changed."""
-        published = [p for p in pages if p.claim.status == "published"]
+        published = [p for p in pages if p.facts.status == "published"]
         published.sort(key=lambda p: (last_change(p), p.slug), reverse=True)
         updated = last_change(published[0]) if published else dt.date(1970, 1, 1)
         latest = published[: self.site.page_size]
@@ -474,7 +474,7 @@ class Renderer:
 
     def sitemap_xml(self, pages: list[Page], topics: list[Topic]) -> str:
         """sitemap.xml: every published page, with its last change where it has one."""
-        published = [p for p in pages if p.claim.status == "published"]
+        published = [p for p in pages if p.facts.status == "published"]
         return (
             self.render(
                 "sitemap.xml",
@@ -491,7 +491,7 @@ class Renderer:
 
     def claims_json(self, pages: list[Page]) -> bytes:
         """claims.json: every published claim resolved, for partners."""
-        published = [p for p in pages if p.claim.status == "published"]
+        published = [p for p in pages if p.facts.status == "published"]
         text = dumps(
             {
                 "site": {

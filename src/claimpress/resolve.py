@@ -16,10 +16,10 @@ import pickle
 import re
 import unicodedata
 from collections import ChainMap
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from markupsafe import Markup
 from pydantic import ValidationError
@@ -238,6 +238,111 @@ class Page:
     def updated_on(self) -> dt.date | None:
         """The date of the latest correction or update, if any."""
         return max((c.date for c in self.claim.corrections), default=None)
+
+    @functools.cached_property
+    def facts(self) -> Facts:
+        """What the site's listings read of the page (`Facts`)."""
+        claim = self.claim
+        changed_on = max(self.updated_on or claim.checked_on, claim.checked_on)
+        cites = tuple(
+            (c.key, _digest(repr(c.source.__dict__)), c.source.title, c.number)
+            for c in self.sources
+        )
+        return Facts(
+            self.file.rel,
+            claim.status,
+            claim.checked_on,
+            changed_on,
+            claim.question,
+            tuple(claim.topics),
+            tuple(claim.follow_up),
+            cites,
+            _digest(self.summary.html),
+        )
+
+
+class Facts(NamedTuple):
+    """What the site's listings read of a page: small, and kept in its claim's summary, so
+    that a build can order, group and list every page without loading it (`LazyPage`)."""
+
+    rel: str
+    """The claim file (`ClaimFile.rel`)."""
+    status: str
+    checked_on: dt.date
+    changed_on: dt.date
+    """When the page last changed for readers: its latest correction or update, else its
+    check."""
+    question: str
+    topics: tuple[str, ...]
+    asks: tuple[str, ...]
+    """Its follow-up questions, as written."""
+    cites: tuple[tuple[str, str, str, int], ...]
+    """Each source it cites: key, a digest of the source's content, title and number."""
+    summary: str
+    """A digest of its summary as rendered (empty when it was not)."""
+
+
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+_PAGE_FIELDS = frozenset(f.name for f in fields(Page))
+
+
+class LazyPage(Page):
+    """A page whose fields are read from the cache when first used, its `facts` and slug
+    aside: a rebuild lists every page of the site, and renders again only a few of them.
+
+    Made by `lazy`; it acts as a `Page` in every way, and pickles as one."""
+
+    def __getattr__(self, name: str) -> Any:
+        # Called only for what the page lacks: its fields, until it is loaded.
+        load = self.__dict__.get("_load")
+        if name not in _PAGE_FIELDS or load is None:
+            raise AttributeError(name)
+        page = load()
+        for key in _PAGE_FIELDS:
+            self.__dict__.setdefault(key, getattr(page, key))
+        del self.__dict__["_load"]
+        return self.__dict__[name]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return Page, tuple(getattr(self, f.name) for f in fields(Page))
+
+    def __eq__(self, other: object) -> bool:
+        return other is self or (isinstance(other, Page) and _same(self, other))
+
+    __hash__ = Page.__hash__
+
+
+def _same(a: Page, b: Page) -> bool:
+    return all(getattr(a, f.name) == getattr(b, f.name) for f in fields(Page))
+
+
+def lazy(facts: Facts, load: Callable[[], Page], **known: Any) -> Page:
+    """A page with `facts` and the fields `known` (its slug among them), the others loaded
+    by `load` when one of them is first read."""
+    page = object.__new__(LazyPage)
+    page.__dict__.update(facts=facts, _load=load, **known)
+    return page
+
+
+def loaded(page: Page) -> Page:
+    """`page`, every field of it loaded now (a `LazyPage` loads when first read)."""
+    _ = page.claim
+    return page
+
+
+def _replaced(page: Page, **changes: Any) -> Page:
+    """`replace(page, **changes)`, keeping its facts (which the changes leave as they are)
+    and, for a page not loaded yet, not loading it."""
+    if "_load" in page.__dict__:
+        known = {k: v for k, v in page.__dict__.items() if k in _PAGE_FIELDS}
+        return lazy(page.facts, page.__dict__["_load"], **{**known, **changes})
+    new = replace(page, **changes)
+    if "facts" in page.__dict__:
+        new.__dict__["facts"] = page.facts
+    return new
 
 
 def build_registry(files: Sequence[RegistryFile]) -> tuple[Registry, list[Problem]]:
@@ -478,21 +583,26 @@ def link_follow_ups(pages: Iterable[Page]) -> list[Page]:
     """Link each follow-up that matches another page's question (case, punctuation, spacing
     ignored) to that page."""
     pages = list(pages)
-    by_question = {question_key(p.claim.question): p for p in pages}
+    by_question = {question_key(p.facts.question): p for p in pages}
     linked = []
     for page in pages:
         follow_ups = []
-        for follow_up in page.follow_ups:
-            target = by_question.get(question_key(follow_up.question))
+        for question in page.facts.asks:
+            target = by_question.get(question_key(question))
             if target is not None and target.slug != page.slug:
-                follow_up = FollowUp(follow_up.question, target.slug, target.claim.question)
+                follow_ups.append(FollowUp(question, target.slug, target.facts.question))
             else:
-                follow_up = FollowUp(follow_up.question)
-            follow_ups.append(follow_up)
+                follow_ups.append(FollowUp(question))
         # Most follow-ups stay open: the page as it is, not a copy (9,500 at 10,000 claims).
-        same = tuple(follow_ups) == page.follow_ups
-        linked.append(page if same else replace(page, follow_ups=tuple(follow_ups)))
+        same = all(f.slug is None for f in follow_ups) and not _linked(page)
+        linked.append(page if same else _replaced(page, follow_ups=tuple(follow_ups)))
     return linked
+
+
+def _linked(page: Page) -> bool:
+    """Whether any follow-up of the page is linked already (pages are resolved unlinked)."""
+    known = page.__dict__.get("follow_ups", ())
+    return any(f.slug is not None for f in known)
 
 
 @dataclass(frozen=True)
@@ -514,7 +624,7 @@ def open_questions(pages: Iterable[Page]) -> list[OpenQuestion]:
             if follow_up.slug is not None:
                 continue
             _, askers = asked.setdefault(question_key(follow_up.question), (follow_up.question, []))
-            if page not in askers:
+            if not askers or askers[-1] is not page:  # (a page's follow-ups come together)
                 askers.append(page)
     return [
         OpenQuestion(question, tuple(askers)) for key, (question, askers) in sorted(asked.items())

@@ -12,6 +12,7 @@ import ctypes
 import ctypes.util
 import errno
 import fcntl
+import gc
 import hashlib
 import hmac
 import json
@@ -48,7 +49,7 @@ from .render import (
     theme_dirs,
     theme_roots,
 )
-from .resolve import Page, open_questions
+from .resolve import Page, loaded, open_questions
 from .written import untouched, written_at
 from .yamltree import decode
 
@@ -161,10 +162,11 @@ def plan_site(
     def identity(page: Page) -> str:
         """What changes whenever anything of the page changes, the theme aside: how the
         listing fragments know it (`Renderer.page_keys`)."""
-        if current and page.file.rel in claim_keys:
+        facts = page.facts
+        if current and facts.rel in claim_keys:
             # A page is made from its claim's bytes in the project's context, which the
             # claim's own cache key covers, plus the follow-ups linked across claims.
-            return listed.key(claim_keys[page.file.rel], repr(page.follow_ups), page.summary.html)
+            return listed.key(claim_keys[facts.rel], repr(page.follow_ups), facts.summary)
         fields_ = [getattr(page, f.name) for f in fields(page) if f.name != "file"]
         return listed.key(page.file.rel, page.file.digest, repr(fields_))
 
@@ -179,6 +181,8 @@ def plan_site(
     identities = [identity(page) for page in pages]
     keys = [pack.key(i) for i in identities]
     missing = [i for i, k in enumerate(keys) if not pack.has(k)]
+    for i in missing:  # listed again too (new identities): loaded once, before forking
+        loaded(pages[i])
     for i, made in zip(missing, fork_map(render, [pages[i] for i in missing]), strict=True):
         pack.put(keys[i], made)
     pack.save()  # the new entries are read back from the pack's map, not kept twice
@@ -191,7 +195,7 @@ def plan_site(
         # Served from memory by `serve`; else unpacked only when written (or listed).
         files = [bytes(Packed(p)) if live else Packed(p) for p in packed]
         renderer.known_json[id(page)] = (page, files[2])
-        owner = project.show(page.file.rel)
+        owner = project.show(page.facts.rel)
         for rel, data, digest in zip(claim_paths(page.slug), files, digests, strict=True):
             plan.add(rel, data, owner)
             plan.digests[rel] = digest
@@ -330,7 +334,7 @@ def plan_listings(
     plan.add("about/index.html", renderer.about_html(about, drafts=drafts), ABOUT_FILE)
     plan.add("search/index.html", renderer.search_html(drafts=drafts), "the search page")
     plan.add("404.html", renderer.not_found_html(), "the 404 page")
-    published = [p for p in pages if p.claim.status == "published"]
+    published = [p for p in pages if p.facts.status == "published"]
     plan.add("feed.xml", renderer.feed_xml(published), "the feed")
     plan.add(
         "sitemap.xml",
@@ -777,6 +781,7 @@ def _build_locked(
             plan = plan_site(
                 project.without_locations(), drafts=drafts, live=live, rendered=index_ahead
             )
+            gc.freeze()  # the pages loaded since `Project.pages`: as they were, never collected
         slugs = [page.slug for page in plan.pages]
 
         def before_swap(folder: Path, digests: dict[str, str]) -> None:
