@@ -294,6 +294,25 @@ def test_a_rebuild_loads_only_the_pages_it_shows_anew(
     assert edited == builds.cold()
 
 
+def test_after_a_claim_template_edit_the_workers_load_the_pages_they_render_again(
+    builds: Builds, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    builds.same()
+    template = (REPO / "templates" / "claim.html").read_text()
+    (builds.root / "templates").mkdir()
+    (builds.root / "templates" / "claim.html").write_text(
+        template.replace("{% block main %}", "{% block main %}<p>Edited.</p>", 1)
+    )
+    loaded = _loads(monkeypatch)  # (in this process; forked workers count their own)
+    edited = builds.warm()
+
+    # every claim rendered again, its listings not: no page loaded by the build itself
+    claims = [path for path in edited if path.startswith("claims/") and path.endswith(".html")]
+    assert claims and all(b"<p>Edited.</p>" in edited[path] for path in claims)
+    assert loaded == []
+    assert edited == builds.cold()
+
+
 def test_a_rebuild_writes_the_fragments_new_since_the_table_not_the_whole_table(
     builds: Builds,
 ) -> None:

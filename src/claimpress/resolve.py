@@ -293,17 +293,18 @@ class LazyPage(Page):
     """A page whose fields are read from the cache when first used, its `facts` and slug
     aside: a rebuild lists every page of the site, and renders again only a few of them.
 
-    Made by `lazy`; it acts as a `Page` in every way, and pickles as one."""
+    Made by `lazy`; it acts as a `Page` in every way, pickles as one and, once loaded, is
+    one (so reading its fields costs no more than a page's)."""
 
     def __getattr__(self, name: str) -> Any:
-        # Called only for what the page lacks: its fields, until it is loaded.
-        load = self.__dict__.get("_load")
-        if name not in _PAGE_FIELDS or load is None:
+        # Called only for what the page lacks: the fields it has not loaded yet.
+        if name not in _PAGE_FIELDS:
             raise AttributeError(name)
-        page = load()
+        page = self.__dict__["_load"]()
         for key in _PAGE_FIELDS:
             self.__dict__.setdefault(key, getattr(page, key))
         del self.__dict__["_load"]
+        object.__setattr__(self, "__class__", Page)  # loaded: a page like any other
         return self.__dict__[name]
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -333,15 +334,29 @@ def loaded(page: Page) -> Page:
     return page
 
 
+def detached(page: Page) -> Page:
+    """`page` loaded, as another object when it is a `LazyPage` not loaded yet (which stays
+    so): for work done once with it, such as rendering it in a forked worker, which then
+    frees what it loaded."""
+    load = page.__dict__.get("_load")
+    return page if load is None else _replaced(load(), **_known(page), facts=page.facts)
+
+
+def _known(page: Page) -> dict[str, Any]:
+    """The fields of `page` loaded or given."""
+    return {k: v for k, v in page.__dict__.items() if k in _PAGE_FIELDS}
+
+
 def _replaced(page: Page, **changes: Any) -> Page:
-    """`replace(page, **changes)`, keeping its facts (which the changes leave as they are)
-    and, for a page not loaded yet, not loading it."""
+    """`replace(page, **changes)`, keeping its facts (which the changes leave as they are,
+    or give) and, for a page not loaded yet, not loading it."""
+    facts = changes.pop("facts", None) or page.__dict__.get("facts")
     if "_load" in page.__dict__:
-        known = {k: v for k, v in page.__dict__.items() if k in _PAGE_FIELDS}
-        return lazy(page.facts, page.__dict__["_load"], **{**known, **changes})
+        assert facts is not None
+        return lazy(facts, page.__dict__["_load"], **{**_known(page), **changes})
     new = replace(page, **changes)
-    if "facts" in page.__dict__:
-        new.__dict__["facts"] = page.facts
+    if facts is not None:
+        new.__dict__["facts"] = facts
     return new
 
 

@@ -49,7 +49,7 @@ from .render import (
     theme_dirs,
     theme_roots,
 )
-from .resolve import Page, loaded, open_questions
+from .resolve import Page, detached, loaded, open_questions
 from .written import untouched, written_at
 from .yamltree import decode
 
@@ -174,15 +174,21 @@ def plan_site(
         """A claim's files, each compressed (`Packed`: a quarter of the size to keep in
         memory, on disk and in the map), and their digests (which the writer need not work
         out again)."""
-        files = claim_outputs(renderer, page)
+        files = claim_outputs(renderer, detached(page))
         packed = tuple(lz4.block.compress(data) for data in files)
         return pickle.dumps((packed, tuple(file_digest(data) for data in files)), protocol=5)
 
     identities = [identity(page) for page in pages]
     keys = [pack.key(i) for i in identities]
     missing = [i for i, k in enumerate(keys) if not pack.has(k)]
-    for i in missing:  # listed again too (new identities): loaded once, before forking
-        loaded(pages[i])
+    # Pages the previous build did not list are listed anew too: loaded here once, before
+    # forking. The others (a claim template edited) are loaded by the workers, and freed.
+    listed_key = listed.key("identities")
+    blob = listed.get(listed_key)
+    known: set[str] = pickle.loads(blob) if blob is not None else set()
+    fresh = [loaded(pages[i]) for i in missing if identities[i] not in known]
+    if fresh:
+        gc.freeze()  # out of the collector's sight, which would copy them into every worker
     for i, made in zip(missing, fork_map(render, [pages[i] for i in missing]), strict=True):
         pack.put(keys[i], made)
     pack.save()  # the new entries are read back from the pack's map, not kept twice
@@ -203,6 +209,8 @@ def plan_site(
     if rendered is not None:
         rendered(plan, pages)
     renderer.page_keys = {id(p): (p, i) for p, i in zip(pages, identities, strict=True)}
+    if known != set(identities):
+        listed.put(listed_key, pickle.dumps(set(identities), protocol=5))
     with kept_fragments(renderer, listed):
         plan_listings(plan, renderer, project, pages, drafts=drafts)
         if live:
