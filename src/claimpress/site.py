@@ -209,8 +209,8 @@ def plan_site(
     if rendered is not None:
         rendered(plan, pages)
     renderer.page_keys = {id(p): (p, i) for p, i in zip(pages, identities, strict=True)}
-    if known != set(identities):
-        listed.put(listed_key, pickle.dumps(set(identities), protocol=5))
+    if known != (listed_now := set(identities)):
+        listed.put(listed_key, pickle.dumps(listed_now, protocol=5))
     with kept_fragments(renderer, listed):
         plan_listings(plan, renderer, project, pages, drafts=drafts)
         if live:
