@@ -78,8 +78,14 @@ class Summary(NamedTuple):
     """The claim's `checked_on`, when it validated."""
     latest: dt.date | None
     """Its latest date the review rules compare with today (`lint.latest_date`)."""
-    facts: Facts | None
-    """What the site's listings read of its page (`Page.facts`), when it resolved."""
+    listed: bytes
+    """What the site's listings read of its page (`Page.facts`), pickled (read by `facts`;
+    `check` does not), when it resolved; else empty."""
+
+    @property
+    def facts(self) -> Facts | None:
+        """What the site's listings read of its page (`Page.facts`), when it resolved."""
+        return pickle.loads(self.listed) if self.listed else None
 
 
 class _Claims:
@@ -97,7 +103,7 @@ class _Claims:
         """One claim's file and page: from the cache, or loaded again if its entry is gone
         (with its prose left unrendered unless `render`); without their YAML tree and file
         bytes unless `locate`."""
-        blob = self.pack.get(summary.key)
+        blob = self.pack.get(summary.key, once=True)
         if blob is not None:
             return _unpacked(blob, locate=self.locate)
         data, _ = read(summary.path, summary.rel)
@@ -120,17 +126,18 @@ class _Claims:
             for summary in self.summaries:
                 if summary.slug is None:
                     continue
-                if not self.locate and summary.facts is not None:
-                    asks = tuple(FollowUp(q) for q in summary.facts.asks)
+                facts = summary.facts
+                if not self.locate and facts is not None:
+                    asks = tuple(FollowUp(q) for q in facts.asks)
                     load = functools.partial(self._page, summary)
-                    pages.append(lazy(summary.facts, load, slug=summary.slug, follow_ups=asks))
+                    pages.append(lazy(facts, load, slug=summary.slug, follow_ups=asks))
                     continue
                 claim, page = self.entry(summary)
                 if claim is not None and self.locate:
                     claims.append(claim)
                 if page is not None:
-                    if summary.facts is not None:  # the same, as its summary has them
-                        page.__dict__["facts"] = summary.facts
+                    if facts is not None:  # the same, as its summary has them
+                        page.__dict__["facts"] = facts
                     pages.append(page)
             # Long-lived from here on: never traversed by the collector again, so neither
             # collections here nor those in forked workers touch (and copy) their memory.
@@ -443,7 +450,7 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
             tuple(found),
             checked_on,
             latest,
-            page.facts if page is not None else None,
+            pickle.dumps(page.facts, protocol=5) if page is not None else b"",
         )
         entry = _packed_entry(claim, page) if claim and render else None
         found_by_rules = findings(summary, page, reading) if page is not None else None

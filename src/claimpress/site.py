@@ -193,7 +193,7 @@ def plan_site(
         pack.put(keys[i], made)
     pack.save()  # the new entries are read back from the pack's map, not kept twice
     for page, k in zip(pages, keys, strict=True):
-        blob = pack.get(k)
+        blob = pack.get(k, once=True)
         if blob is None:  # an entry whose signature is not ours: replaced
             blob = render(page)
             pack.put(k, blob)
@@ -236,7 +236,7 @@ def kept_fragments(renderer: Renderer, pack: Pack) -> Iterator[None]:
         pickle.loads(blob) if blob is not None else ("", {})
     )
     table, newer = head
-    blob = pack.get(table) if table else None
+    blob = pack.get(table, once=True) if table else None
     kept: dict[FragmentKey, Fragment] = {}
     if blob is not None:
         kept = pickle.loads(lz4.frame.decompress(blob))
