@@ -145,13 +145,6 @@ def _fingerprint(page: Page) -> tuple[Any, ...]:
     return page.file.rel, page.file.digest, page.follow_ups
 
 
-def _rekeyed(value: Any, keys: Mapping[str, str]) -> Any:
-    """A fragment's key (`Renderer.fragment`) with every string in `keys` replaced."""
-    if isinstance(value, tuple):
-        return tuple(_rekeyed(v, keys) for v in value)
-    return keys.get(value, value) if isinstance(value, str) else value
-
-
 def _listed(path: str) -> bool:
     """Whether a file of the site is one of `plan_listings`' (not a claim's, not static)."""
     return not path.startswith(("claims/", "static/"))
@@ -249,8 +242,12 @@ class LiveSite:
         self.links = Links()
         self.renderer: Renderer | None = None
         self.fragments: dict[FragmentKey, Fragment] = {}
-        """The listing fragments of the last listings written (`Renderer.fragment`), keyed
-        by each page's `_fingerprint`: only a full build changes anything else they show."""
+        """The listing fragments of the last listings written (`Renderer.fragment`), which
+        know each page by its `page_keys`: only a full build changes anything else they show."""
+        self.page_keys: dict[str, str] = {}
+        """By `_fingerprint` (its repr): the key the last full build knew the page by, so
+        the first listings after it reuse its fragments (a page not in it is known by its
+        fingerprint)."""
         self.generation = 0
         """Moves with every write; background work for an older one is thrown away."""
         self.listed = -1
@@ -291,14 +288,11 @@ class LiveSite:
                 self.renderer = Renderer(project.root, project.site, live=True)
                 for template in ("base.html", "claim.html", "claim.txt"):
                     self.renderer.env.get_template(template)  # compiled now, not at the first edit
-                # The build's listing fragments, known by each page's fingerprint instead of
-                # its cache key: the first listings after an edit render only its entries.
+                # The build's listing fragments, with its keys of the pages they show: the
+                # first listings after an edit render only its entries.
                 keyed = zip(plan.pages, plan.keys, strict=True)
-                by_key = {key: repr(_fingerprint(page)) for page, key in keyed}
-                self.fragments = {
-                    _rekeyed(k, by_key): (text, _rekeyed(parts, by_key))
-                    for k, (text, parts) in plan.fragments.items()
-                }
+                self.page_keys = {repr(_fingerprint(page)): key for page, key in keyed}
+                self.fragments = plan.fragments
                 self.listed = self.generation  # only the search index has to catch up
         self.changed(None)
         _settle()
@@ -420,7 +414,7 @@ class LiveSite:
         """Render the listing pages of the last write and write those that changed."""
         with self.write_lock:
             generation, claims, pages = self.generation, self.claims, self.pages
-            files = dict(self.files)
+            files, page_keys = dict(self.files), self.page_keys
         if claims is None or generation == self.listed:
             return
         project = claims.project
@@ -428,7 +422,8 @@ class LiveSite:
         renderer.pause = self.unhurried.wait
         renderer.fragments = self.fragments
         for page in pages:
-            renderer.page_keys[id(page)] = (page, repr(_fingerprint(page)))
+            fingerprint = repr(_fingerprint(page))
+            renderer.page_keys[id(page)] = (page, page_keys.get(fingerprint, fingerprint))
             data = files.get(claim_paths(page.slug)[2])
             if data is not None:
                 renderer.known_json[id(page)] = (page, data)

@@ -33,8 +33,16 @@ from .resolve import OpenQuestion, Page
 from .yamltree import decode
 
 T = TypeVar("T")
-FragmentKey = tuple[Any, ...]
-"""A fragment's template, the digest of what it uses of the theme, and its values' identity."""
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+FragmentKey = bytes
+"""A digest of a fragment's template, of what it uses of the theme and of its values'
+identity (`Renderer.fragment`): short, so the table of fragments is quick to read and look
+up."""
 Fragment = tuple[str, tuple[FragmentKey, ...]]
 """A fragment rendered (`Renderer.fragment`), and the fragments it was joined from."""
 
@@ -321,13 +329,10 @@ class Renderer:
         if self.pause is not None:
             self.pause()
         try:
-            key = (
-                template,
-                self.templates_digest(template),
-                *sorted((k, self._identity(v)) for k, v in values.items()),
-            )
+            identity = sorted((k, self._identity(v)) for k, v in values.items())
         except LookupError:  # a value whose sameness cannot be told: rendered every time
             return Markup(self.render(template, **values))
+        key = _digest(repr((template, self.templates_digest(template), identity)))
         known = self.fragments_used.get(key)
         if known is None:
             known = self.fragments.get(key)
@@ -354,8 +359,8 @@ class Renderer:
                 self._keep(found[1])
 
     def _identity(self, value: Any) -> Any:
-        """What makes `value` the same across builds, as `fragment` keys it; LookupError
-        when it cannot be told."""
+        """What makes `value` the same across builds, as `fragment` keys it (a value `repr`
+        tells apart); LookupError when it cannot be told."""
         if value is None or isinstance(value, (str, int, Pager)):
             return type(value).__name__, value
         if isinstance(value, (list, tuple)):
@@ -366,13 +371,18 @@ class Renderer:
             return self._page_identity(value.page), value.number
         if isinstance(value, SourceEntry):
             # Its source is the one its first citing page has under its key. (57,000 entries
-            # citing 76,000 times at 10,000 claims: no call per citing but this one.)
-            page = self._page_identity
-            return value.key, value.anchor, tuple((page(c.page), c.number) for c in value.cited_by)
+            # citing 76,000 times at 10,000 claims: no call per citing but a lookup.)
+            keys = self.page_keys
+            try:
+                citing = [(keys[id(c.page)][1], c.number) for c in value.cited_by]
+            except KeyError:
+                raise LookupError(value.key) from None
+            return value.key, value.anchor, citing
         if isinstance(value, Topic):
             known = self.topic_keys.get(id(value))
             if known is None or known[0] is not value:
-                known = value, (value.name, value.slug, self._identity(value.pages))
+                identity = value.name, value.slug, self._identity(value.pages)
+                known = value, _digest(repr(identity))  # once, for each page of its listing
                 self.topic_keys[id(value)] = known
             return known[1]
         if isinstance(value, OpenQuestion):
@@ -380,8 +390,9 @@ class Renderer:
         raise LookupError(type(value).__name__)
 
     def _page_identity(self, page: Page) -> str:
+        # `page_keys` holds the pages it knows, so no other page can have one's id.
         known = self.page_keys.get(id(page))
-        if known is None or known[0] is not page:
+        if known is None:
             raise LookupError(page.slug)
         return known[1]
 
