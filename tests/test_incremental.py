@@ -26,7 +26,7 @@ from claimpress import cache, lint, load, parallel, project, search, site
 from claimpress.approvals import approve
 from claimpress.cache import CACHE_DIR, Pack
 from claimpress.listing import slugify, source_index
-from claimpress.problems import OutputError, Problem
+from claimpress.problems import OutputError, Problem, ProblemsFound
 from claimpress.project import gather
 from claimpress.render import RENDERED, TEMPLATE_SUFFIXES, _reached, _referenced
 from claimpress.resolve import Page
@@ -292,6 +292,23 @@ def test_a_build_reads_a_page_when_first_used_and_it_acts_as_the_page(
     again = pickle.loads(pickle.dumps(second))
     assert type(again) is Page and again == second and second == again
     assert loaded == [first.slug, second.slug]
+
+
+def test_a_page_that_cannot_be_loaded_any_more_is_a_problem_of_its_file(
+    builds: Builds, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    builds.warm()
+    first = gather(builds.root).without_locations().published()[0]
+    # its cache entry lost (never, but for a damaged segment), and its file no claim now
+    monkeypatch.setattr(Pack, "get", lambda self, key, once=False: None)
+    path = builds.root / "claims" / f"{first.slug}.yaml"
+    path.write_text("question: [\n")
+    with pytest.raises(ProblemsFound) as found:
+        first.claim  # noqa: B018
+    rel = f"claims/{first.slug}.yaml"
+    assert found.value.problems == [
+        Problem(rel, 0, 0, "", "changed while the site was being built; build again")
+    ]
 
 
 def test_a_rebuild_loads_only_the_pages_it_shows_anew(

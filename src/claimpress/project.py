@@ -147,8 +147,9 @@ class _Claims:
     def _page(self, summary: Summary) -> Page:
         """The page of a claim that resolved (`entry`)."""
         page = self.entry(summary)[1]
-        if page is None:
-            raise RuntimeError(f"{summary.rel} no longer resolves")
+        if page is None:  # its cache entry lost, and the file changed since it was read
+            message = "changed while the site was being built; build again"
+            raise ProblemsFound([Problem(summary.rel, 0, 0, "", message)])
         return page
 
 
