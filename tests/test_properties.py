@@ -16,7 +16,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from claimpress import listing, prose, yamltree
+from claimpress import lint, listing, prose, yamltree
 from claimpress.load import parse_model
 from claimpress.model import WINDOWS_DEVICES, Claim, Site, check_url
 from claimpress.project import gather
@@ -152,3 +152,20 @@ def test_slugify_takes_a_shortcut_for_ascii_only_where_it_changes_nothing(text: 
     slug = re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")[:60].strip("-")
     slug += "-topic" if slug in WINDOWS_DEVICES else ""
     assert listing.slugify(text) == (slug or "t-" + hashlib.sha256(text.encode()).hexdigest()[:10])
+
+
+NUMBERISH = ["1", "12", "2024", "3.5", ".5", "1,234", "63,892.5", "$", "€ ", "%", " percent",
+             " million", "-", "–", "a-", "A", ",", ".", ":", "/", "\\", " ", "\n", "x", "(", ")"]
+
+
+@BOUNDED
+@given(st.lists(st.one_of(st.sampled_from(NUMBERISH), st.text(max_size=3)), max_size=30)
+       .map("".join))
+def test_the_typed_number_pattern_finds_what_it_did_without_its_lookahead(text: str) -> None:
+    """`lint._NUMBER` starts with a lookahead for where a number can start, so the regex
+    engine skips the other places; without it, it finds the same numbers."""
+    plain = re.compile(lint._NUMBER.pattern.removeprefix(r"(?=[$€£¥.\d])"))
+    assert plain.pattern != lint._NUMBER.pattern
+    assert [m.span() for m in lint._NUMBER.finditer(text)] == [
+        m.span() for m in plain.finditer(text)
+    ]

@@ -267,7 +267,9 @@ def false_precision(ctx: Context) -> Iterator[Finding]:
 # --- Numbers typed into prose --------------------------------------------------------------
 
 _NUMBER = re.compile(
-    r"(?<![\w.,:/\\$€£¥-])(?<![A-Za-z]-)(?<!\d[-–])"
+    # (a lookahead first, so the regex engine skips to where a number can start rather than
+    # trying the lookbehinds at every character: half the time)
+    r"(?=[$€£¥.\d])(?<![\w.,:/\\$€£¥-])(?<![A-Za-z]-)(?<!\d[-–])"
     r"(?:[$€£¥]\s?)?(?P<number>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
     r"(?P<percent>\s?%|\s(?:percent|per cent)\b)?"
     r"(?P<scale>\s(?:thousand|million|billion|trillion)\b)?"
@@ -553,7 +555,7 @@ TODO = re.compile(r"\bTODO\b")
 def placeholder(ctx: Context) -> Iterator[Finding]:
     """Prose that still holds a placeholder for the writer to replace."""
     for loc, text, _ in prose_fields(ctx.page):
-        if match := TODO.search(text):
+        if "TODO" in text and (match := TODO.search(text)):  # (`in` is much quicker)
             yield Finding(
                 "placeholder",
                 ctx.file,
