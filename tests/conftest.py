@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -324,3 +328,39 @@ import http.server  # noqa: E402
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen  # type: ignore[type-arg]
+    out: Path
+    err: Path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def serving(root: Path, logs: Path) -> Iterator[Server]:
+    """`claimpress serve --port N` in `root`, started as a user would, until it serves; its
+    output goes to files in `logs`. Stopped as Ctrl-C would (SIGTERM) when done."""
+    port = free_port()
+    out, err = logs / f"serve-{port}.out", logs / f"serve-{port}.err"
+    with open(out, "wb") as stdout, open(err, "wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "claimpress", "serve", "--port", str(port)],
+            cwd=root, stdout=stdout, stderr=stderr, env={**os.environ, "COLUMNS": "200"})
+    try:
+        deadline = time.monotonic() + 60
+        while "serving http://" not in out.read_text():
+            assert process.poll() is None, err.read_text()
+            assert time.monotonic() < deadline, "serve did not start"
+            time.sleep(0.05)
+        yield Server(f"http://127.0.0.1:{port}/", process, out, err)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import tomllib
+import urllib.request
 from pathlib import Path
 
 import pytest
 from typer.main import get_command
 
+from claimpress.cache import CACHE_DIR
 from claimpress.cli import app
-from conftest import REPO, run_cli, tree
+from conftest import REPO, Server, run_cli, serving, tree
+
+SKY, RAIN = "is-the-sky-blue", "did-it-rain-on-tuesday"
 
 COMMANDS = sorted(get_command(app).commands)  # type: ignore[attr-defined]
 
@@ -164,3 +168,39 @@ def test_a_bad_setting_in_the_environment_is_named_not_a_crash(
     assert result.code == 1
     assert result.err == f"error: {message}\n"
     assert not (project / "build").exists()
+
+
+def test_serve_keeps_its_site_in_the_cache_and_the_next_serve_writes_only_what_changed(
+    rich: Path, tmp_path: Path
+) -> None:
+    kept = rich / CACHE_DIR / "serve" / "site"
+    sky, rain = (kept / "claims" / slug / "index.html" for slug in (SKY, RAIN))
+
+    def served(server: Server, slug: str) -> bytes:
+        with urllib.request.urlopen(f"{server.url}claims/{slug}/") as response:
+            return bytes(response.read())
+
+    with serving(rich, tmp_path) as first:
+        assert served(first, SKY) == sky.read_bytes()
+        written = sky.stat().st_ino
+        # a second serve of the project meanwhile builds in a temporary folder of its own
+        with serving(rich, tmp_path) as second:
+            assert served(second, SKY) == sky.read_bytes()
+        assert sky.stat().st_ino == written
+    claim = rich / "claims" / f"{RAIN}.yaml"
+    claim.write_text(claim.read_text().replace("Paris saw", "Lyon saw"))
+    for _ in range(2):  # the second time over the spare the first one left
+        with serving(rich, tmp_path) as again:
+            assert sky.stat().st_ino == written  # not written again
+            assert b"Lyon" in served(again, RAIN) == rain.read_bytes()
+    assert sorted(p.name for p in kept.parent.iterdir()) == [".lock", ".site.lock", "site", "spare"]
+    assert not (rich / "build").exists()
+
+
+def test_serve_without_a_cache_builds_in_a_temporary_folder(
+    rich: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLAIMPRESS_NO_CACHE", "1")
+    with serving(rich, tmp_path) as server, urllib.request.urlopen(server.url) as response:
+        assert b"Is the sky blue?" in response.read()
+    assert not (rich / CACHE_DIR).exists()

@@ -3,58 +3,27 @@ by itself when a claim changes, and a broken claim shown in the page and the ter
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Route, expect
+
+from conftest import Server, serving
 
 pytestmark = pytest.mark.browser
 
 WAIT_MS = 60_000
 
 
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen  # type: ignore[type-arg]
-    out: Path
-    err: Path
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def server(rich: Path, tmp_path: Path) -> Iterator[Server]:
     """`claimpress serve --port N` on the rich project, started as a user would."""
-    port = free_port()
-    out, err = tmp_path / "serve.out", tmp_path / "serve.err"
-    with open(out, "wb") as stdout, open(err, "wb") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "claimpress", "serve", "--port", str(port)],
-            cwd=rich, stdout=stdout, stderr=stderr, env={**os.environ, "COLUMNS": "200"})
-    try:
-        deadline = time.monotonic() + WAIT_MS / 1000
-        while "serving http://" not in out.read_text():
-            assert process.poll() is None, err.read_text()
-            assert time.monotonic() < deadline, "serve did not start"
-            time.sleep(0.05)
-        yield Server(f"http://127.0.0.1:{port}/", process, out, err)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with serving(rich, tmp_path) as started:
+        yield started
     assert not (rich / "build").exists(), "serve must not write build/"
 
 

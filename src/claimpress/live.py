@@ -226,9 +226,13 @@ class LiveSite:
     brought up to date by a background thread that `start` runs. `changed` is told the
     paths each write changed (None: possibly all of them)."""
 
-    def __init__(self, out: Path, changed: Callable[[set[str] | None], None]) -> None:
+    def __init__(
+        self, out: Path, changed: Callable[[set[str] | None], None], spare: Path | None = None
+    ) -> None:
         self.out = out
         self.changed = changed
+        self.spare = spare
+        """Where a full build keeps the site it replaces, to write the next one over."""
         self.files: dict[str, bytes] = {}
         """What `out` holds (the search index aside)."""
         self.digests: dict[str, str] = {}
@@ -279,7 +283,9 @@ class LiveSite:
         with gc_paused():  # until `_settle`: collections meanwhile would find nothing
             plan = plan_site(project, drafts=True, live=True)
             with self.write_lock:
-                self.digests = write_site(plan, self.out, before_swap=self._keep_search)
+                self.digests = write_site(
+                    plan, self.out, before_swap=self._keep_search, spare=self.spare
+                )
                 self.files = plan.files
                 self.claims, self.pages = Claims.of(project), plan.pages
                 self.shown = {page.slug: _fingerprint(page) for page in plan.pages}

@@ -1,18 +1,22 @@
 """`claimpress serve`: a local preview that rebuilds on every change and reloads the browser.
 
-The site is built with drafts into a temporary folder (never `build/`) and served on
-localhost by a real HTTP server. A watcher rebuilds it when claims, the registry, the
-templates, site.yaml or about.md change; the open tab polls a version number and reloads
-when it moves. A build that fails shows its problems in the terminal and, in place of
-the site, in the browser; the server keeps running until the next good build.
+The site is built with drafts into a folder of the project's cache (never `build/`), kept
+for the next `serve`, and served on localhost by a real HTTP server. A watcher rebuilds it
+when claims, the registry, the templates, site.yaml or about.md change; the open tab polls
+a version number and reloads when it moves. A build that fails shows its problems in the
+terminal and, in place of the site, in the browser; the server keeps running until the
+next good build.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import html
 import http.server
 import json
+import os
 import shutil
 import signal
 import sys
@@ -29,6 +33,7 @@ from urllib.parse import parse_qs, unquote
 import jinja2
 import watchfiles
 
+from .cache import CACHE_DIR
 from .live import Claims, LiveSite, reload_claims
 from .load import CLAIMS_DIR, FIGURES_DIR, SITE_FILE, SOURCES_DIR, THEME_DIR
 from .problems import OutputError, ProblemsFound, errors
@@ -47,7 +52,7 @@ class Preview:
     """The previewed site: where it is built, the version of each page, and the last
     build's error."""
 
-    def __init__(self, root: Path, out: Path) -> None:
+    def __init__(self, root: Path, out: Path, spare: Path | None = None) -> None:
         self.root = root
         self.out = out
         self.version = 0
@@ -59,7 +64,7 @@ class Preview:
         self.lock = threading.Lock()
         self.claims: Claims | None = None
         """The claims as last read, errors and all: what an edit is applied to."""
-        self.site = LiveSite(out, self.changed)
+        self.site = LiveSite(out, self.changed, spare)
         self.stale = True
         """Whether `out` may miss a change other than to claims (it failed to build since)."""
 
@@ -214,13 +219,43 @@ def _stop(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+SERVE_DIR = "serve"
+"""In the project's cache: the preview's site, and the one before it as a spare."""
+
+
 @contextmanager
-def _temporary_site() -> Iterator[Path]:
-    folder = Path(tempfile.mkdtemp(prefix="claimpress-serve-"))
+def _site_folder(root: Path) -> Iterator[tuple[Path, Path | None]]:
+    """Where the preview is built, and its spare (`write_site`): in the project's cache,
+    kept for the next `serve`, which then writes only what changed (at 10,000 claims,
+    writing the whole site was 14 s of a 21 s start, and its search index was made again
+    from nothing); in a temporary folder without a cache, or while another `serve` of the
+    project holds the cache's."""
+    folder = root / CACHE_DIR / SERVE_DIR
+    held: int | None = None
+    if not os.environ.get("CLAIMPRESS_NO_CACHE"):
+        with contextlib.suppress(OSError):
+            folder.mkdir(parents=True, exist_ok=True)
+            if folder.is_symlink():  # not ours: never written through
+                raise OSError(folder)
+            held = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            try:
+                fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(held)
+                held = None
+    if held is not None:
+        try:
+            for leftover in folder.glob(".search-*"):  # of a `serve` killed outright
+                shutil.rmtree(leftover, ignore_errors=True)
+            yield folder / "site", folder / "spare"
+        finally:
+            os.close(held)
+        return
+    temporary = Path(tempfile.mkdtemp(prefix="claimpress-serve-"))
     try:
-        yield folder / "site"
+        yield temporary / "site", None
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(temporary, ignore_errors=True)
 
 
 class _Server(http.server.ThreadingHTTPServer):
@@ -241,8 +276,8 @@ def serve(root: Path, *, port: int = 8000, host: str = "127.0.0.1") -> None:
     # thread renders listings, taking it back cost up to the default 5 ms a time, and an
     # edit took a second instead of 0.1 s.
     sys.setswitchinterval(0.0005)
-    with _temporary_site() as out:
-        preview = Preview(root, out)
+    with _site_folder(root) as (out, spare):
+        preview = Preview(root, out, spare)
         handler = type("Handler", (_Handler,), {"preview": preview})
         server = _Server((host, port), functools.partial(handler, directory=str(out)))
         preview.site.start()
