@@ -10,8 +10,8 @@ peak memory (the largest sum of the proportional set size, PSS, over the build's
 process tree, sampled every 0.1 s and held over two samples) and each against
 claimpress. claimpress is then timed on `check`, on a rebuild with nothing changed (with
 and without the record that tells it so), on rebuilds after editing one claim, one shared
-figure and one template, and on how soon `claimpress serve` serves a claim's page after an
-edit.
+figure and one template, on how soon `claimpress serve` serves a claim's page once started
+and after an edit.
 Tools slower than the others can be measured on fewer claims (`--limit mkdocs=1000`);
 the table's N says what was measured.
 """
@@ -265,6 +265,48 @@ def fetch(url: str) -> str:
         return body.decode("utf-8")
 
 
+def start_serve(project: Path, page: str, timeout: float) -> tuple[subprocess.Popen[bytes], float]:
+    """`claimpress serve` on the port of `page` (a URL), and the seconds until it served it
+    (asked every 0.1 s)."""
+    port = page.split(":")[2].split("/")[0]
+    cmd = [str(BIN / "claimpress"), "-C", str(project), "serve", "--port", port]
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while True:
+        try:
+            fetch(page)
+            return proc, time.perf_counter() - started
+        except OSError:
+            if time.perf_counter() - started > timeout or proc.poll() is not None:
+                stop_serve(proc)
+                raise RuntimeError("claimpress serve did not come up") from None
+            time.sleep(0.1)
+
+
+def stop_serve(proc: subprocess.Popen[bytes]) -> None:
+    """Stop `serve` as Ctrl-C does (it stops its background indexer)."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def serve_starts(folder: Path, timeout: float) -> list[float]:
+    """Seconds from starting `claimpress serve` to it serving a claim's page: the first
+    time after the builds (the preview's cache empty), then the next time."""
+    project = folder / "claimpress"
+    claim = sorted((project / "claims").iterdir())[1]
+    seconds = []
+    for _ in range(2):
+        page = f"http://127.0.0.1:{free_port()}/claims/{claim.stem}/"
+        proc, took = start_serve(project, page, timeout)
+        time.sleep(10)  # its listings and search index are done
+        stop_serve(proc)
+        seconds.append(took)
+    return seconds
+
+
 def serve_edits(folder: Path, edits: int, timeout: float) -> list[float]:
     """Seconds from saving an edit of one claim to `claimpress serve` serving its new page,
     `edits` times, 10 s apart. The open tab asks for its page's version every 0.1 s
@@ -276,19 +318,9 @@ def serve_edits(folder: Path, edits: int, timeout: float) -> list[float]:
     base = f"http://127.0.0.1:{free_port()}"
     page = f"{base}/claims/{claim.stem}/"
     version = f"{base}/_claimpress/version?page=/claims/{claim.stem}/"
-    cmd = [str(BIN / "claimpress"), "-C", str(project), "serve", "--port", base.rsplit(":")[-1]]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc, _ = start_serve(project, page, timeout)
     seconds: list[float] = []
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fetch(page)
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("claimpress serve did not come up") from None
-                time.sleep(0.5)
         for i in range(edits):
             time.sleep(10)  # the previous edit's listings and search index are done
             before = int(fetch(version))
@@ -304,11 +336,7 @@ def serve_edits(folder: Path, edits: int, timeout: float) -> list[float]:
             seconds.append(time.perf_counter() - started)
     finally:
         claim.write_text(original)
-        proc.send_signal(signal.SIGINT)  # it stops its background indexer
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_serve(proc)
     return seconds
 
 
@@ -403,6 +431,11 @@ def measure_all(args: argparse.Namespace, limits: dict[str, int]) -> None:
         print("|---|---:|---:|")
         for key, run in results.items():
             print(f"| {names[key]} | {run.seconds:.2f} s | {run.peak / 2**20:.0f} MB |")
+        starts = serve_starts(prepare(n), args.timeout)
+        print(
+            f"| `serve`: started until a claim's page is served | {starts[0]:.2f} s the "
+            f"first time after the builds, {starts[1]:.2f} s the next time | |"
+        )
         shown = serve_edits(prepare(n), 5, args.timeout)
         print(
             "| `serve`: an edit of one claim served, 5 edits "
