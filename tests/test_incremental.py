@@ -22,7 +22,7 @@ from typing import Any
 import jinja2
 import pytest
 
-from claimpress import cache, lint, load, parallel, project, search, site
+from claimpress import cache, lint, load, parallel, project, search, site, yamltree
 from claimpress.approvals import approve
 from claimpress.cache import CACHE_DIR, Pack
 from claimpress.listing import slugify, source_index
@@ -292,6 +292,23 @@ def test_a_build_reads_a_page_when_first_used_and_it_acts_as_the_page(
     again = pickle.loads(pickle.dumps(second))
     assert type(again) is Page and again == second and second == again
     assert loaded == [first.slug, second.slug]
+
+
+def test_a_claim_file_from_the_cache_unpickles_its_tree_when_first_read(builds: Builds) -> None:
+    builds.warm()
+    gathered = gather(builds.root)
+    cached = gathered.claims[0]  # from the claims pack
+    path = builds.root / cached.rel
+    fresh, _, _ = project.load_and_resolve(  # parsed from its file
+        path, cached.rel, path.read_bytes(), gathered.registry, gathered.site
+    )
+    assert fresh is not None
+    assert type(cached.root) is yamltree.PickledNode and cached.root.pickled
+    assert type(fresh.root) is yamltree.Node
+    assert cached.at("sections", 1, "body") == fresh.at("sections", 1, "body")
+    assert not cached.root.pickled  # read now, and the same tree
+    assert cached.root == fresh.root and fresh.root == cached.root and cached == fresh
+    assert type(pickle.loads(pickle.dumps(cached.root))) is yamltree.Node
 
 
 def test_a_page_that_cannot_be_loaded_any_more_is_a_problem_of_its_file(
