@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 from typer.main import get_command
+from watchfiles import Change
 
 from claimpress.cache import CACHE_DIR
 from claimpress.cli import app
+from claimpress.serve import Preview
 from conftest import REPO, Server, run_cli, serving, tree
 
 SKY, RAIN = "is-the-sky-blue", "did-it-rain-on-tuesday"
@@ -204,3 +206,20 @@ def test_serve_without_a_cache_builds_in_a_temporary_folder(
     with serving(rich, tmp_path) as server, urllib.request.urlopen(server.url) as response:
         assert b"Is the sky blue?" in response.read()
     assert not (rich / CACHE_DIR).exists()
+
+
+def test_serve_hears_changes_to_inputs_only(rich: Path) -> None:
+    preview = Preview(rich, rich / CACHE_DIR / "serve" / "site")
+    for rel, relevant in [
+        ("claims/is-the-sky-blue.yaml", True),
+        ("sources/weather.yaml", True),
+        ("templates/claim.html", True),
+        ("site.yaml", True),
+        ("about.md", True),
+        ("claims/.is-the-sky-blue.yaml.swp", False),
+        (f"{CACHE_DIR}/serve/site/claims/is-the-sky-blue/index.html", False),
+        (f"{CACHE_DIR}/serve/site/site.yaml", False),
+        ("build/index.html", False),
+        ("README.md", False),
+    ]:
+        assert preview.relevant(Change.modified, str(rich / rel)) is relevant, rel
