@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import tomllib
 import urllib.request
 from pathlib import Path
@@ -223,3 +224,21 @@ def test_serve_hears_changes_to_inputs_only(rich: Path) -> None:
         ("README.md", False),
     ]:
         assert preview.relevant(Change.modified, str(rich / rel)) is relevant, rel
+
+
+def test_the_cache_folder_ignores_itself_for_git_and_backups(rich: Path, tmp_path: Path) -> None:
+    assert run_cli("check", cwd=rich).code == 0
+    cache = rich / CACHE_DIR
+    assert (cache / ".gitignore").read_text().splitlines()[-1] == "*"
+    assert (cache / "CACHEDIR.TAG").read_text().startswith(
+        "Signature: 8a477f597d28d172789f06886806bc55\n"
+    )
+    # one of the user's own is kept, and a planted symlink is never written through
+    (cache / ".gitignore").write_text("mine\n")
+    (cache / "CACHEDIR.TAG").unlink()
+    (cache / "CACHEDIR.TAG").symlink_to(tmp_path / "elsewhere")
+    shutil.rmtree(cache / "summaries")
+    assert run_cli("check", cwd=rich).code == 0
+    assert (cache / "summaries").is_dir()
+    assert (cache / ".gitignore").read_text() == "mine\n"
+    assert not (tmp_path / "elsewhere").exists()

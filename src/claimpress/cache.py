@@ -39,6 +39,28 @@ from . import __version__
 CACHE_DIR = ".claimpress-cache"
 """The cache folder, in the project; safe to delete at any time."""
 
+_MARKS = {
+    ".gitignore": "# claimpress's cache, safe to delete: never committed\n*\n",
+    "CACHEDIR.TAG": "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This file is a cache directory tag created by claimpress.\n"
+    "# For information about cache directory tags, see https://bford.info/cachedir/\n",
+}
+
+
+def cache_folder(root: Path) -> Path:
+    """The project's cache folder, made if missing, with a `.gitignore` that ignores all of
+    it (in a project whose own does not name it, `git add .` would take the cache and the
+    preview's site) and a CACHEDIR.TAG that tells backup tools to skip it. A file already
+    there, or a symlink planted in its place, is left as it is."""
+    folder = root / CACHE_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in _MARKS.items():
+        with contextlib.suppress(FileExistsError):
+            fd = os.open(folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(text)
+    return folder
+
 
 SHAPING = ("babel", "jinja2", "lz4", "markdown", "markupsafe", "nh3", "pydantic", "pyyaml")
 """The libraries whose version can change what claimpress caches (parsed and rendered
@@ -124,6 +146,7 @@ class Pack:
     """Past this many segments, `save` compacts them into one."""
 
     def __init__(self, root: Path, context: list[bytes], kind: str) -> None:
+        self.root = root
         self.folder = root / CACHE_DIR / kind
         self.secret = _secret()
         salt = hashlib.sha256(code_digest().encode())
@@ -236,7 +259,8 @@ class Pack:
                 if view is not None:
                     entries[key] = view
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            cache_folder(self.root)
+            self.folder.mkdir(exist_ok=True)
             path = self._write(entries)
         except OSError:
             return

@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, unquote
 import jinja2
 import watchfiles
 
-from .cache import CACHE_DIR
+from .cache import CACHE_DIR, cache_folder
 from .live import Claims, LiveSite, reload_claims
 from .load import CLAIMS_DIR, FIGURES_DIR, SITE_FILE, SOURCES_DIR, THEME_DIR
 from .problems import OutputError, ProblemsFound, errors
@@ -241,7 +241,8 @@ def _site_folder(root: Path) -> Iterator[tuple[Path, Path | None]]:
     held: int | None = None
     if not os.environ.get("CLAIMPRESS_NO_CACHE"):
         with contextlib.suppress(OSError):
-            folder.mkdir(parents=True, exist_ok=True)
+            cache_folder(root)
+            folder.mkdir(exist_ok=True)
             if folder.is_symlink():  # not ours: never written through
                 raise OSError(folder)
             held = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
