@@ -247,8 +247,8 @@ class LiveSite:
         self.renderer: Renderer | None = None
         self.fragments: dict[FragmentKey, Fragment] = {}
         """The listing fragments of the last listings written (`Renderer.fragment`), which
-        know each page by its `page_keys`: only a full build changes anything else they show."""
-        self.page_keys: dict[str, str] = {}
+        know each page by its `build_keys`: only a full build changes anything else they show."""
+        self.build_keys: dict[str, str] = {}
         """By `_fingerprint` (its repr): the key the last full build knew the page by, so
         the first listings after it reuse its fragments (a page not in it is known by its
         fingerprint)."""
@@ -297,7 +297,7 @@ class LiveSite:
                 # The build's listing fragments, with its keys of the pages they show: the
                 # first listings after an edit render only its entries.
                 keyed = zip(plan.pages, plan.keys, strict=True)
-                self.page_keys = {repr(_fingerprint(page)): key for page, key in keyed}
+                self.build_keys = {repr(_fingerprint(page)): key for page, key in keyed}
                 self.fragments = plan.fragments
                 self.listed = self.generation  # only the search index has to catch up
         self.changed(None)
@@ -420,7 +420,7 @@ class LiveSite:
         """Render the listing pages of the last write and write those that changed."""
         with self.write_lock:
             generation, claims, pages = self.generation, self.claims, self.pages
-            files, page_keys = dict(self.files), self.page_keys
+            files, build_keys = dict(self.files), self.build_keys
         if claims is None or generation == self.listed:
             return
         project = claims.project
@@ -429,7 +429,7 @@ class LiveSite:
         renderer.fragments = self.fragments
         for page in pages:
             fingerprint = repr(_fingerprint(page))
-            renderer.page_keys[id(page)] = (page, page_keys.get(fingerprint, fingerprint))
+            renderer.page_keys[id(page)] = (page, build_keys.get(fingerprint, fingerprint))
             data = files.get(claim_paths(page.slug)[2])
             if data is not None:
                 renderer.known_json[id(page)] = (page, data)
