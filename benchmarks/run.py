@@ -33,6 +33,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -268,8 +269,7 @@ def fetch(url: str) -> str:
 def start_serve(project: Path, page: str, timeout: float) -> tuple[subprocess.Popen[bytes], float]:
     """`claimpress serve` on the port of `page` (a URL), and the seconds until it served it
     (asked every 0.1 s)."""
-    port = page.split(":")[2].split("/")[0]
-    cmd = [str(BIN / "claimpress"), "-C", str(project), "serve", "--port", port]
+    cmd = [str(BIN / "claimpress"), "-C", str(project), "serve", "--port", str(urlsplit(page).port)]
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while True:
