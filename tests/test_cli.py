@@ -176,6 +176,8 @@ def test_a_bad_setting_in_the_environment_is_named_not_a_crash(
 def test_serve_keeps_its_site_in_the_cache_and_the_next_serve_writes_only_what_changed(
     rich: Path, tmp_path: Path
 ) -> None:
+    shown = " ".join(run_cli("serve", "--help", cwd=rich).out.split())  # (rewrapped)
+    assert "The preview is kept in .claimpress-cache/serve/" in shown
     kept = rich / CACHE_DIR / "serve" / "site"
     sky, rain = (kept / "claims" / slug / "index.html" for slug in (SKY, RAIN))
 

@@ -207,6 +207,9 @@ def serve(
 ) -> None:
     """Preview the site with drafts on localhost; rebuild and reload the page on every change.
 
+    The preview is kept in .claimpress-cache/serve/, so the next serve writes only what
+    changed.
+
     Example: claimpress serve --port 8000, then open http://127.0.0.1:8000/
     """
     from .serve import serve as run
