@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import re
 import shutil
+import time
 import tomllib
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -226,6 +231,48 @@ def test_serve_hears_changes_to_inputs_only(rich: Path) -> None:
         ("README.md", False),
     ]:
         assert preview.relevant(Change.modified, str(rich / rel)) is relevant, rel
+
+
+def inotify_watches(pid: int) -> set[int]:
+    """The inodes of the folders a process watches with inotify, as Linux lists them."""
+    watched = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):  # an fd closed meanwhile
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:inotify":
+                info = Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
+                found = re.findall(r"^inotify wd:\w+ ino:(\w+)", info, re.M)
+                watched |= {int(ino, 16) for ino in found}
+    return watched
+
+
+@pytest.mark.skipif(not Path("/proc/self/fdinfo").is_dir(), reason="reads /proc (Linux only)")
+def test_serve_watches_the_input_folders_alone_and_one_made_while_it_runs(
+    rich: Path, tmp_path: Path
+) -> None:
+    def settles(check: Callable[[], bool]) -> bool:
+        deadline = time.monotonic() + 30
+        while not check() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return check()
+
+    def about(server: Server) -> str:
+        with urllib.request.urlopen(f"{server.url}about/") as response:
+            return str(response.read().decode())
+
+    inputs = [rich, rich / "claims", rich / "sources", rich / "figures"]
+    with serving(rich, tmp_path) as server:
+        # neither build/ nor the cache, where serve's own site has a folder per page
+        assert len(list((rich / CACHE_DIR).rglob("*/"))) > 20
+        assert inotify_watches(server.process.pid) == {p.stat().st_ino for p in inputs}
+        (rich / "templates").mkdir()
+        template = rich / "templates" / "about.html"
+        for word in ("first", "second"):  # the second heard only by the new folder's watch
+            template.write_text(
+                f'{{% extends "base.html" %}}{{% block main %}}<p>{word}</p>{{% endblock %}}')
+            assert settles(lambda: f"<p>{word}</p>" in about(server)), word  # noqa: B023
+        inputs.append(rich / "templates")
+        assert settles(lambda: inotify_watches(server.process.pid)
+                       == {p.stat().st_ino for p in inputs})
 
 
 def test_the_cache_folder_ignores_itself_for_git_and_backups(rich: Path, tmp_path: Path) -> None:
