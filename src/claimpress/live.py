@@ -21,16 +21,16 @@ import tempfile
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from . import lint, search
 from .approvals import content_hash
-from .load import CLAIMS_DIR, ClaimFile, read
+from .load import CLAIMS_DIR, read
 from .parallel import gc_paused
 from .problems import Problem
-from .project import Project, input_problem, load_and_resolve
+from .project import Project, input_problem, load_and_resolve, unlocated
 from .render import Fragment, FragmentKey, Renderer
 from .resolve import Page, link_follow_ups, question_key
 from .site import (
@@ -61,10 +61,13 @@ class Claims:
     as `gather` found it."""
 
     project: Project = field(compare=False)
-    files: Mapping[str, ClaimFile]
-    """Every claim file that validated, by path (relative to the project's root)."""
+    files: Mapping[str, str]
+    """The slug of every claim file that validated, by path (relative to the project's
+    root)."""
     pages: Mapping[str, Page]
-    """Every claim that resolved, unlinked, by path (relative to the project's root)."""
+    """Every claim that resolved, unlinked, by path (relative to the project's root);
+    without the locations of their files (`Project.without_locations`): a page is loaded
+    when a field other than its slug, facts or follow-ups is first read."""
     problems: tuple[Problem, ...]
     """Everything found wrong, as `Project.problems` (shown: named from the working folder)."""
     slugs: Mapping[str, int] = field(compare=False)
@@ -72,14 +75,10 @@ class Claims:
 
     @classmethod
     def of(cls, project: Project) -> Claims:
-        """The claims of a gathered project."""
-        return cls(
-            project,
-            {c.rel: c for c in project.claims},
-            {p.file.rel: p for p in project.pages},
-            project.problems,
-            Counter(c.slug for c in project.claims),
-        )
+        """The claims of a project gathered `without_locations`."""
+        files = {s.rel: s.slug for s in project.summaries if s.slug is not None}
+        pages = {p.facts.rel: p for p in project.pages}
+        return cls(project, files, pages, project.problems, Counter(files.values()))
 
 
 def reload_claims(claims: Claims, paths: Iterable[Path]) -> Claims | None:
@@ -104,7 +103,7 @@ def reload_claims(claims: Claims, paths: Iterable[Path]) -> Claims | None:
     for rel, path in sorted(changed.items()):
         pages.pop(rel, None)
         if rel in files:
-            slugs[files.pop(rel).slug] -= 1
+            slugs[files.pop(rel)] -= 1
         if not os.path.lexists(path):
             continue
         problem = input_problem(path, rel, root.resolve())
@@ -119,11 +118,10 @@ def reload_claims(claims: Claims, paths: Iterable[Path]) -> Claims | None:
         problems += found
         if claim is None:
             continue
-        files[rel] = claim
+        files[rel] = claim.slug
         slugs[claim.slug] += 1
         if page is None:
             continue
-        pages[rel] = page
         approval = project.approvals.get(page.slug)
         matches = approval is not None and approval.content_hash == content_hash(
             page, project.registry
@@ -132,6 +130,7 @@ def reload_claims(claims: Claims, paths: Iterable[Path]) -> Claims | None:
             page, project.registry, project.site, project.today, approval, matches
         )
         problems += lint.lint_claim(context)
+        pages[rel] = replace(page, file=unlocated(claim))  # as `Claims.of` keeps them
     slugs = +slugs  # only the slugs some file has
     if len(slugs) < len(files):
         return None
@@ -142,7 +141,7 @@ def reload_claims(claims: Claims, paths: Iterable[Path]) -> Claims | None:
 def _fingerprint(page: Page) -> tuple[Any, ...]:
     """What a claim's files depend on while the registry, site and theme stay the same:
     its file, and the follow-ups linked to other claims."""
-    return page.file.rel, page.file.digest, page.follow_ups
+    return page.facts.rel, page.facts.digest, page.follow_ups
 
 
 def _listed(path: str) -> bool:
@@ -152,7 +151,7 @@ def _listed(path: str) -> bool:
 
 def _order(page: Page) -> tuple[dt.date, str]:
     """Where a claim goes on the site: newest check first (this, reversed)."""
-    return page.claim.checked_on, page.slug
+    return page.facts.checked_on, page.slug
 
 
 class Links:
@@ -162,7 +161,7 @@ class Links:
     def __init__(self, pages: Mapping[str, Page] | None = None, linked: Iterable[Page] = ()):
         """Empty, or `pages` (unlinked, by file) as `linked` links them."""
         self.unlinked: dict[str, Page] = {}
-        self.linked = {page.file.rel: page for page in linked}
+        self.linked = {page.facts.rel: page for page in linked}
         self.order: list[tuple[tuple[dt.date, str], str]] = []
         """(`_order`, file) of every claim, sorted."""
         self.asking: dict[str, set[str]] = {}
@@ -178,14 +177,14 @@ class Links:
         self.order.append((_order(page), rel))
         for key in {question_key(f.question) for f in page.follow_ups}:
             self.asking.setdefault(key, set()).add(rel)
-        self.answering.setdefault(question_key(page.claim.question), set()).add(rel)
+        self.answering.setdefault(question_key(page.facts.question), set()).add(rel)
 
     def _remove(self, rel: str) -> Page:
         page = self.unlinked.pop(rel)
         del self.order[bisect.bisect_left(self.order, (_order(page), rel))]
         for key in {question_key(f.question) for f in page.follow_ups}:
             self.asking[key].discard(rel)
-        self.answering[question_key(page.claim.question)].discard(rel)
+        self.answering[question_key(page.facts.question)].discard(rel)
         del self.linked[rel]
         return page
 
@@ -198,12 +197,12 @@ class Links:
         for rel in (*changed, *gone):
             if rel in self.unlinked:
                 old = self._remove(rel)
-                asked.add(question_key(old.claim.question))
+                asked.add(question_key(old.facts.question))
                 slugs.add(old.slug)
         for rel in changed:
             self._add(rel, pages[rel])
             bisect.insort(self.order, self.order.pop())
-            asked.add(question_key(pages[rel].claim.question))
+            asked.add(question_key(pages[rel].facts.question))
         relink = set(changed).union(*(self.asking.get(key, ()) for key in asked))
         targets = {
             question_key(f.question) for rel in relink for f in self.unlinked[rel].follow_ups

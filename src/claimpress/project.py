@@ -113,7 +113,7 @@ class _Claims:
             summary.path, summary.rel, data, self.registry, self.site, render=render
         )
         if claim is not None and not self.locate:
-            claim = _unlocated(claim)
+            claim = unlocated(claim)
             page = replace(page, file=claim) if page is not None else None
         return claim, page
 
@@ -241,8 +241,9 @@ class Project:
         raise KeyError(slug)
 
 
-def _unlocated(file: ClaimFile) -> ClaimFile:
-    """A claim file without its YAML tree and bytes: it can no longer locate a field."""
+def unlocated(file: ClaimFile) -> ClaimFile:
+    """A claim file without its YAML tree and bytes (a third of a page's memory): it can
+    no longer locate a field."""
     return replace(file, root=Node(None, 0, 0), data=b"")
 
 
@@ -251,7 +252,7 @@ def _packed_entry(claim: ClaimFile, page: Page | None) -> bytes:
     file's YAML tree and bytes, which follow in a second pickle, so that a build loads its
     pages without unpickling what it would drop (`_unpacked`); the tree pickled on its own
     in it, to be unpickled only when read (`PickledNode`)."""
-    light = _unlocated(claim)
+    light = unlocated(claim)
     head = (light, replace(page, file=light) if page is not None else None)
     tree = pickle.dumps(claim.root, protocol=5)
     return pickle.dumps(head, protocol=5) + pickle.dumps((tree, claim.data), protocol=5)

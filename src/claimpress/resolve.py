@@ -250,6 +250,7 @@ class Page:
         )
         return Facts(
             self.file.rel,
+            self.file.digest,
             claim.status,
             claim.checked_on,
             changed_on,
@@ -267,6 +268,8 @@ class Facts(NamedTuple):
 
     rel: str
     """The claim file (`ClaimFile.rel`)."""
+    digest: str
+    """A digest of its bytes (`ClaimFile.digest`)."""
     status: str
     checked_on: dt.date
     changed_on: dt.date

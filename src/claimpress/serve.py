@@ -104,7 +104,7 @@ class Preview:
                     claims = reload_claims(self.claims, (Path(path) for _, path in changes))
                 incremental = claims is not None
                 if claims is None:
-                    project = gather(self.root)
+                    project = gather(self.root).without_locations()
                     claims = Claims.of(project)
                 self.claims = claims
                 self.stale = not incremental
