@@ -247,6 +247,28 @@ def test_an_edit_leaves_the_manifest_to_its_listings(live: Live) -> None:
     live.edited()  # the manifest too, as a full build writes it
 
 
+def test_a_preview_stopped_before_an_edits_listings_leaves_its_files_to_reuse(
+    live: Live,
+) -> None:
+    """The manifest an edit deleted is written when the preview stops, if its listings
+    have not written it yet: without one, the next `serve` wrote every file again."""
+    claims = sorted((live.root / "claims").iterdir())
+    claims[3].write_text(claims[3].read_text().replace("summary: >-\n", "summary: >-\n  New.\n"))
+    reloaded = reload_claims(live.claims, [claims[3]])
+    assert reloaded is not None
+    kept = live.site.out / "claims" / claims[4].stem / "index.html"
+    inode = kept.stat().st_ino
+    with live.site.first():  # its listings wait, then find the preview stopped
+        live.site.update(reloaded)
+        assert not (live.site.out / MANIFEST).exists()
+        live.site.stop()  # and the process ends: its listings would not run
+        assert (live.site.out / MANIFEST).is_file()
+    assert live.site.idle.wait(60)
+    again = LiveSite(live.site.out, lambda _: None)  # the next start
+    again.full(gather(live.root).without_locations())
+    assert kept.stat().st_ino == inode  # hard-linked from the site before, not written
+
+
 def test_background_listings_write_a_megabyte_at_a_time_giving_way_to_edits(
     live: Live, tmp_path: Path
 ) -> None:
