@@ -265,8 +265,12 @@ def test_a_preview_stopped_before_an_edits_listings_leaves_its_files_to_reuse(
         assert (live.site.out / MANIFEST).is_file()
     assert live.site.idle.wait(60)
     again = LiveSite(live.site.out, lambda _: None)  # the next start
+    again.start()
     again.full(gather(live.root).without_locations())
+    assert again.idle.wait(60)  # its search index too
     assert kept.stat().st_ino == inode  # hard-linked from the site before, not written
+    live.claims = reloaded
+    live.checked()  # and the site is what a build from nothing gives
 
 
 def test_background_listings_write_a_megabyte_at_a_time_giving_way_to_edits(

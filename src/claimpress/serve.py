@@ -281,7 +281,10 @@ class _Watcher:
             if self.inputs is not None:
                 self.inputs.set()
             paths = [self.root / name for name, *_ in folders]
-            self.inputs = self._start(paths, recursive=True) if paths else None
+            try:
+                self.inputs = self._start(paths, recursive=True) if paths else None
+            except FileNotFoundError:  # one removed meanwhile: watched anew when that is heard
+                self.inputs, folders = None, []
             self.folders = folders
 
     def __iter__(self) -> Iterator[Changes]:
