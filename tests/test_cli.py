@@ -9,6 +9,7 @@ import re
 import shutil
 import time
 import tomllib
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +20,7 @@ from watchfiles import Change
 
 from claimpress.cache import CACHE_DIR
 from claimpress.cli import app
-from claimpress.serve import Preview
+from claimpress.serve import RELOAD_SCRIPT, Preview, with_reload
 from conftest import REPO, Server, run_cli, serving, tree
 
 SKY, RAIN = "is-the-sky-blue", "did-it-rain-on-tuesday"
@@ -190,21 +191,54 @@ def test_serve_keeps_its_site_in_the_cache_and_the_next_serve_writes_only_what_c
         with urllib.request.urlopen(f"{server.url}claims/{slug}/") as response:
             return bytes(response.read())
 
+    def page(path: Path) -> bytes:
+        return with_reload(path.read_text()).encode()
+
     with serving(rich, tmp_path) as first:
-        assert served(first, SKY) == sky.read_bytes()
+        assert served(first, SKY) == page(sky)
         written = sky.stat().st_ino
         # a second serve of the project meanwhile builds in a temporary folder of its own
         with serving(rich, tmp_path) as second:
-            assert served(second, SKY) == sky.read_bytes()
+            assert served(second, SKY) == page(sky)
         assert sky.stat().st_ino == written
     claim = rich / "claims" / f"{RAIN}.yaml"
     claim.write_text(claim.read_text().replace("Paris saw", "Lyon saw"))
     for _ in range(2):  # the second time over the spare the first one left
         with serving(rich, tmp_path) as again:
             assert sky.stat().st_ino == written  # not written again
-            assert b"Lyon" in served(again, RAIN) == rain.read_bytes()
+            assert b"Lyon" in served(again, RAIN) == page(rain)
     assert sorted(p.name for p in kept.parent.iterdir()) == [".lock", ".site.lock", "site", "spare"]
     assert not (rich / "build").exists()
+
+
+def test_serve_serves_the_files_build_writes_with_the_reload_script_added(
+    rich: Path, tmp_path: Path
+) -> None:
+    """The reload script is added to each page as it is served, not written into the
+    preview's files: they are `build`'s (so `serve` after a build renders no claim again),
+    and a theme's pages reload whatever their templates say."""
+    assert run_cli("build", cwd=rich).code == 0
+    built = rich / "build" / "claims" / SKY / "index.html"
+    kept = rich / CACHE_DIR / "serve" / "site" / "claims" / SKY / "index.html"
+    with serving(rich, tmp_path) as server:
+        with urllib.request.urlopen(f"{server.url}claims/{SKY}/") as response:
+            page = response.read().decode()
+        assert kept.read_bytes() == built.read_bytes()
+        assert RELOAD_SCRIPT not in built.read_text()
+        assert page == with_reload(built.read_text())
+        assert page.count(RELOAD_SCRIPT + "</head>") == 1
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(f"{server.url}no/such/page/")
+        assert missing.value.code == 404
+        assert RELOAD_SCRIPT + "</head>" in missing.value.read().decode()
+        with urllib.request.urlopen(f"{server.url}static/style.css") as response:
+            assert response.read() == (rich / "build" / "static" / "style.css").read_bytes()
+
+
+def test_the_reload_script_goes_at_the_end_of_a_pages_head_or_else_at_its_end() -> None:
+    assert with_reload("<html><HEAD ><title>t</title></head >x</head>") == (
+        f"<html><HEAD ><title>t</title>{RELOAD_SCRIPT}</head >x</head>")
+    assert with_reload("<p>no head</p>") == f"<p>no head</p>{RELOAD_SCRIPT}"
 
 
 def test_serve_without_a_cache_builds_in_a_temporary_folder(

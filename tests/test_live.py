@@ -22,7 +22,7 @@ from claimpress.project import gather
 from claimpress.render import Renderer
 from claimpress.resolve import LazyPage
 from claimpress.serve import Preview, _Server
-from claimpress.site import MANIFEST
+from claimpress.site import MANIFEST, plan_site
 from conftest import tree
 from test_incremental import _generator
 
@@ -148,6 +148,14 @@ def test_a_preview_started_over_its_cache_loads_only_the_pages_an_edit_shows_ane
     assert f"claims/{claim.stem}/index.html" in again.applied(claim)
     assert loaded() == {f"claims/{claim.name}"}
     again.checked()
+
+
+def test_build_after_serve_renders_no_claim_again(live: Live, rendered: list[str]) -> None:
+    """`serve`'s claim files are `build`'s (the reload script is added as a page is served),
+    and one cache of them serves both."""
+    rendered.clear()
+    plan = plan_site(gather(live.root).without_locations())  # as `claimpress build` plans
+    assert plan.pages and "claim.html" not in rendered
 
 
 def test_changes_beyond_claims_need_a_full_gather(live: Live) -> None:

@@ -15,10 +15,12 @@ import fcntl
 import functools
 import html
 import http.server
+import io
 import itertools
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import stat
@@ -187,28 +189,61 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             script = script.replace("CLAIMPRESS_VERSION", json.dumps(version))
             self._send(200, "text/javascript; charset=utf-8", script)
         elif error is not None and (path.endswith(("/", ".html"))):
-            self._send(500, "text/html; charset=utf-8", error_page(error))
+            self._send(500, "text/html; charset=utf-8", with_reload(error_page(error)))
         else:
             super().do_GET()
+
+    def send_head(self) -> Any:
+        """A page of the site with the reload script added (`with_reload`); anything else as
+        the standard handler serves it."""
+        path = self.translate_path(self.path)
+        if os.path.isdir(path) and self.path.partition("?")[0].endswith("/"):
+            path = os.path.join(path, "index.html")
+        if not path.endswith(".html"):
+            return super().send_head()
+        try:
+            with open(path, encoding="utf-8") as page:
+                data = with_reload(page.read()).encode("utf-8")
+        except (OSError, UnicodeDecodeError):
+            return super().send_head()  # a 404, or the file as it is
+        self._head(200, "text/html; charset=utf-8", len(data))
+        return io.BytesIO(data)
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """A missing page gets the site's own 404 page, as a web server would serve it."""
         not_found = self.preview.out / "404.html"
         if code == 404 and not_found.is_file():
-            self._send(404, "text/html; charset=utf-8", not_found.read_text("utf-8"))
+            page = with_reload(not_found.read_text("utf-8"))
+            self._send(404, "text/html; charset=utf-8", page)
         else:
             super().send_error(code, message, explain)
 
     def _send(self, status: int, content_type: str, body: str) -> None:
         data = body.encode("utf-8")
+        self._head(status, content_type, len(data))
+        self.wfile.write(data)
+
+    def _head(self, status: int, content_type: str, length: int) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Content-Length", str(length))
         self.end_headers()
-        self.wfile.write(data)
 
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+
+RELOAD_SCRIPT = f'<script src="{PREFIX}livereload.js" defer></script>\n'
+_HEAD_END = re.compile(r"</head\s*>", re.IGNORECASE)
+
+
+def with_reload(page: str) -> str:
+    """An HTML page with the reload script (`livereload.js`) at the end of its head (else at
+    its end): added as it is served, so that the preview's files are the site's, and any
+    theme's pages reload."""
+    end = _HEAD_END.search(page)
+    at = end.start() if end else len(page)
+    return page[:at] + RELOAD_SCRIPT + page[at:]
 
 
 def error_page(error: str) -> str:
@@ -217,8 +252,7 @@ def error_page(error: str) -> str:
         '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         '<meta http-equiv="Content-Security-Policy" content="default-src \'self\'">\n'
-        "<title>Build failed — claimpress serve</title>\n"
-        f'<script src="{PREFIX}livereload.js" defer></script>\n</head>\n<body>\n'
+        "<title>Build failed — claimpress serve</title>\n</head>\n<body>\n"
         '<main id="main">\n<h1>The site does not build</h1>\n'
         "<p>Fix these problems; this page reloads when the site builds again.</p>\n"
         f'<pre class="build-error">{html.escape(error)}</pre>\n</main>\n</body>\n</html>\n'

@@ -141,9 +141,9 @@ def plan_site(
     live: bool = False,
     rendered: Callable[[Plan, list[Page]], None] | None = None,
 ) -> Plan:
-    """Render every output of the site in memory; `live` pages load `serve`'s reload script.
-    `rendered` is told the claims' pages as soon as their files are planned, before the
-    listing pages are made."""
+    """Render every output of the site in memory; `live` for `serve` (its 404 page links from
+    `/`, its files are kept uncompressed). `rendered` is told the claims' pages as soon as
+    their files are planned, before the listing pages are made."""
     renderer = Renderer(project.root, project.site, live=live)
     plan = Plan()
     pages = project.published(drafts=drafts)
@@ -151,10 +151,12 @@ def plan_site(
     # Claims are rendered from claim.html and claim.txt, and what they use of the theme;
     # each listing fragment's key has the digest of its own template (Renderer.fragment).
     context = [renderer.templates_digest("claim.html", "claim.txt").encode(), settings]
-    kind = "rendered-live" if live else "rendered"
-    pack = Pack(project.root, context, kind)
-    listed = Pack(project.root, [settings], kind.replace("rendered", "listed"))
-    for old in ("pages", "pages-live"):  # the one-file-per-claim cache of earlier versions
+    # One cache for `build` and `serve`, whose claim files are the same: the first `serve`
+    # after a build renders no claim again.
+    pack = Pack(project.root, context, "rendered")
+    listed = Pack(project.root, [settings], "listed")
+    # The one-file-per-claim caches of earlier versions, and `serve`'s own.
+    for old in ("pages", "pages-live", "rendered-live", "listed-live"):
         shutil.rmtree(project.root / CACHE_DIR / old, ignore_errors=True)
     claim_keys = {s.rel: s.key for s in project.summaries}
     current = drafts or not project.site.require_approval  # no approved snapshot shown
