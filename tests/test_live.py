@@ -21,7 +21,7 @@ from claimpress.live import Claims, LiveSite, reload_claims
 from claimpress.project import gather
 from claimpress.render import Renderer
 from claimpress.resolve import LazyPage
-from claimpress.serve import Preview, _Server
+from claimpress.serve import Preview, _Server, _Watcher
 from claimpress.site import MANIFEST, plan_site
 from conftest import tree
 from test_incremental import _generator
@@ -368,6 +368,35 @@ def test_stopping_the_preview_ends_a_search_index_run_under_way(
 
 def _closed(process: subprocess.Popen[str]) -> bool:
     return all(pipe is None or pipe.closed for pipe in (process.stdout, process.stderr))
+
+
+def test_the_watcher_stops_for_a_signal_another_thread_received(tmp_path: Path) -> None:
+    """Ctrl-C or SIGTERM can be delivered to any thread (watchfiles' among them): the
+    watching loop still hears it within a moment. It waited for a change before."""
+
+    class Stopped(Exception):
+        pass
+
+    def stop(signum: int, frame: object) -> None:
+        raise Stopped
+
+    previous = signal.signal(signal.SIGUSR1, stop)
+    watcher = _Watcher(tmp_path, lambda change, path: True)
+    signalled = threading.Timer(
+        0.2, lambda: signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)
+    )  # delivered to the timer's thread
+    woken = threading.Timer(10, watcher.found.put, [{(watchfiles.Change.added, "x")}])
+    try:
+        signalled.start()
+        woken.start()  # (a loop that waits for a change for good would wake only then)
+        started = time.monotonic()
+        with pytest.raises(Stopped):
+            next(iter(watcher))
+        assert time.monotonic() - started < 5
+    finally:
+        woken.cancel()
+        watcher.close()
+        signal.signal(signal.SIGUSR1, previous)
 
 
 def test_a_dropped_connection_is_not_reported_but_other_errors_are(

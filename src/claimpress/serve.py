@@ -323,7 +323,12 @@ class _Watcher:
 
     def __iter__(self) -> Iterator[Changes]:
         while True:
-            batch = self.found.get()
+            try:
+                # Not waiting for good: Ctrl-C and SIGTERM can reach any thread of the
+                # process, and their handlers run in this one only once it runs again.
+                batch = self.found.get(timeout=0.2)
+            except queue.Empty:
+                continue
             while not self.found.empty():  # heard by both watchers at once
                 batch |= self.found.get()
             self._refresh()  # before the change is told: a new folder's files are heard
