@@ -235,6 +235,18 @@ def test_serve_serves_the_files_build_writes_with_the_reload_script_added(
             assert response.read() == (rich / "build" / "static" / "style.css").read_bytes()
 
 
+def test_a_theme_made_before_serve_added_its_own_script_still_builds(rich: Path) -> None:
+    """A base.html copied from the default theme when pages loaded the reload script
+    themselves (`{% if livereload %}`) builds as it did for `build`, with no script."""
+    base = (REPO / "templates" / "base.html").read_text()
+    old = '{% if livereload %}\n<script src="/_claimpress/livereload.js" defer></script>\n'
+    (rich / "templates").mkdir()
+    (rich / "templates" / "base.html").write_text(
+        base.replace("</head>", old + "{% endif %}\n</head>"))
+    assert run_cli("build", cwd=rich).code == 0
+    assert "livereload" not in (rich / "build" / "index.html").read_text()
+
+
 def test_the_reload_script_goes_at_the_end_of_a_pages_head_or_else_at_its_end() -> None:
     assert with_reload("<html><HEAD ><title>t</title></head >x</head>") == (
         f"<html><HEAD ><title>t</title>{RELOAD_SCRIPT}</head >x</head>")

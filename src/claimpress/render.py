@@ -250,7 +250,9 @@ class Renderer:
         self.env.filters["mdurl"] = lambda url: url.replace("(", "%28").replace(")", "%29")
         self.env.filters["isodate"] = lambda d: d.isoformat() if d else ""
         self.env.globals.update(site=site, disclaimer=self.disclaimer, version=__version__)
-        self.env.globals.update(slugify=slugify, last_change=last_change)
+        # `livereload` is always false: `serve` adds its script as it serves a page. Kept for
+        # the base.html of themes made from an earlier default theme, which tests it.
+        self.env.globals.update(livereload=False, slugify=slugify, last_change=last_change)
         self.env.globals["fragment"] = self.fragment
         self.known_json: dict[int, tuple[Page, SupportsBytes]] = {}
         """claim_json() results already rendered (by forked workers), by page."""
