@@ -70,7 +70,6 @@ class Preview:
         self.claims: Claims | None = None
         """The claims as last read, errors and all: what an edit is applied to."""
         self.site = LiveSite(out, self.changed, spare)
-        self.cache = os.path.join(root, CACHE_DIR, "")
         self.default_filter = watchfiles.DefaultFilter()
         """False for editors' temporary files, `.git` and the like: never an input."""
         self.stale = True
@@ -145,11 +144,7 @@ class Preview:
             self.changed(None)
 
     def relevant(self, change: watchfiles.Change, path: str) -> bool:
-        """Whether a changed file is an input of the site. Told first, for the files the
-        preview itself writes into the cache (30,000 at a time at 10,000 claims), that it
-        is none."""
-        if path.startswith(self.cache):
-            return False
+        """Whether a changed file is an input of the site."""
         try:
             rel = Path(path).relative_to(self.root)
         except ValueError:

@@ -63,9 +63,10 @@ class Node:
 
 
 class PickledNode(Node):
-    """A tree kept pickled until first read (a claim file loaded from the cache for `serve`
-    or `review`, which locate few of its fields if any): unpickling every claim's tree at
-    10,000 claims cost `serve` 1.2 s of its start. Read, it holds what the root node does."""
+    """A tree kept pickled until first read (a claim file loaded from the cache with its
+    locations, as `review`, `approve` and `export` load them, which locate few of its fields
+    if any): unpickling every claim's tree at 10,000 claims cost 1.2 s. Read, it holds what
+    the root node does."""
 
     __slots__ = ("pickled",)
 
