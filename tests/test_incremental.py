@@ -28,7 +28,7 @@ from claimpress.cache import CACHE_DIR, Pack
 from claimpress.listing import slugify, source_index
 from claimpress.problems import OutputError, Problem, ProblemsFound
 from claimpress.project import gather
-from claimpress.render import RENDERED, TEMPLATE_SUFFIXES, _reached, _referenced
+from claimpress.render import RENDERED, TEMPLATE_SUFFIXES, FragmentTable, _reached, _referenced
 from claimpress.resolve import Page
 from claimpress.site import MANIFEST, build
 from conftest import REPO, run_cli, tree
@@ -373,14 +373,14 @@ def test_a_rebuild_writes_the_fragments_new_since_the_table_not_the_whole_table(
     shutil.rmtree(builds.root)
     _generator().generate(builds.root, 60)
     tables: list[int] = []  # the size of each table of listing fragments a warm run wrote
-    real = site._compressed_pickle
+    real = FragmentTable.encode
 
-    def counted(value: Any) -> bytes:
+    def counted(table: FragmentTable, value: Any) -> bytes:
         if not os.environ.get("CLAIMPRESS_NO_CACHE"):
             tables.append(len(value))
-        return real(value)
+        return real(table, value)
 
-    builds.monkeypatch.setattr(site, "_compressed_pickle", counted)
+    builds.monkeypatch.setattr(FragmentTable, "encode", counted)
     builds.warm()
     assert len(tables) == 1 and tables[0] > 200
     builds.warm()
@@ -396,6 +396,54 @@ def test_a_rebuild_writes_the_fragments_new_since_the_table_not_the_whole_table(
     assert len(tables) == 2  # more than a tenth new: the table is written again
     builds.warm()
     assert len(tables) == 2
+
+
+def test_a_rebuild_reads_from_the_table_only_the_fragments_it_shows_anew(
+    builds: Builds, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A listing page reused whole only marks its entries used: the table of fragments is
+    read for the pages themselves and the entries of the pages rendered again."""
+    builds.same()
+    tables: list[FragmentTable] = []
+    read: list[bytes] = []
+    real_init, real_get = FragmentTable.__init__, FragmentTable.__getitem__
+
+    def kept(table: FragmentTable, *args: Any) -> None:
+        real_init(table, *args)
+        tables.append(table)
+
+    def counted(table: FragmentTable, key: bytes) -> Any:
+        if table.stored(key):
+            read.append(key)
+        return real_get(table, key)
+
+    monkeypatch.setattr(FragmentTable, "__init__", kept)
+    monkeypatch.setattr(FragmentTable, "__getitem__", counted)
+    claim = sorted((builds.root / "claims").iterdir())[0]
+    claim.write_text(claim.read_text().replace("summary: >-\n", "summary: >-\n  New.\n"))
+    edited = builds.warm()
+
+    [table] = tables
+    entries = [key for key in table.at if not table.parts(key)]
+    assert len(entries) > 30
+    assert 0 < len([key for key in read if not table.parts(key)]) < len(entries) // 3
+    assert b"New." in edited["claims.json"]
+    assert edited == builds.cold()
+
+
+def test_the_table_of_fragments_gives_back_what_it_was_made_of() -> None:
+    page, entry = b"p" * 16, b"e" * 16
+    fragments = {entry: ("<li>Ünïcode &amp; more</li>", ()), page: ("<ol>…</ol>", (entry,))}
+    table = FragmentTable(FragmentTable().encode(fragments))
+    assert dict(table) == fragments and table.parts(page) == (entry,)
+    assert table.stored(page) and b"x" * 16 not in table and table.get(b"x" * 16) is None
+    newer = FragmentTable(table.blob, {b"n" * 16: ("new", (page,))})
+    assert len(newer) == 3 and not newer.stored(b"n" * 16) and newer.parts(b"n" * 16) == (page,)
+    # records kept unread are copied as they are
+    again = FragmentTable(newer.encode({page: None, entry: None, b"n" * 16: None}))
+    assert dict(again) == {**fragments, b"n" * 16: ("new", (page,))}
+    with pytest.raises(ValueError, match="fragment key of 3 bytes"):
+        table.encode({b"abc": ("", ())})
 
 
 def test_a_template_edit_renders_again_only_what_uses_that_template(

@@ -444,7 +444,7 @@ class LiveSite:
         try:
             with gc_paused():
                 plan_listings(plan, renderer, project, pages, drafts=True)
-            fragments = renderer.fragments_used
+            fragments = renderer.used_fragments()
         finally:
             renderer.release()
         update: dict[str, bytes | None] = dict(plan.files)
