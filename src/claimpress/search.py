@@ -33,7 +33,7 @@ import lz4.block  # type: ignore[import-untyped]
 
 from .parallel import cores
 from .problems import env_int
-from .written import untouched, written_at
+from .written import written_at
 
 SEARCH_DIR = "pagefind"
 """Where the index goes, inside the built site."""
@@ -342,18 +342,21 @@ def _held(output: Path, wanted: Mapping[str, str]) -> set[str]:
 def _untouched(bundle: Path, since: int, *, top: bool) -> bool:
     """Whether every file under `bundle` is a regular file not written after `since`
     (ns), and nothing in it is a symlink; at the `top` of an index, its list of shards
-    aside."""
+    aside. (One `lstat` a file: a shard holds a file for each of its pages.)"""
     if bundle.is_symlink() or not bundle.is_dir():
         return False
-    for folder, dirs, files in os.walk(bundle):
-        for name in dirs + files:
-            if top and folder == str(bundle) and name == SHARDS_FILE:
-                continue
-            path = os.path.join(folder, name)
-            if os.path.islink(path) or not (
-                os.path.isdir(path) if name in dirs else untouched(path, since)
-            ):
-                return False
+    folders = [str(bundle)]
+    while folders:
+        folder = folders.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(entry.path)
+                elif not (top and folder == str(bundle) and entry.name == SHARDS_FILE) and not (
+                    entry.is_file(follow_symlinks=False)
+                    and entry.stat(follow_symlinks=False).st_mtime_ns <= since
+                ):
+                    return False
     return True
 
 

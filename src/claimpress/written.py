@@ -1,6 +1,7 @@
 """Whether a file of an earlier build is still as that build wrote it: what the writer
-(`site`) and the search index (`search`) check before reusing a file instead of writing
-it again. A file edited or replaced by hand since is written anew, even at the same size."""
+(`site`) checks before reusing a file instead of writing it again (the search index checks
+its shards' files alike, `search._untouched`). A file edited or replaced by hand since is
+written anew, even at the same size."""
 
 from __future__ import annotations
 
