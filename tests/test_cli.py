@@ -224,6 +224,7 @@ def test_serve_serves_the_files_build_writes_with_the_reload_script_added(
         with urllib.request.urlopen(f"{server.url}claims/{SKY}/") as response:
             page = response.read().decode()
         assert kept.read_bytes() == built.read_bytes()
+        assert kept.samefile(built)  # hard-linked from build/, not written again
         assert RELOAD_SCRIPT not in built.read_text()
         assert page == with_reload(built.read_text())
         assert page.count(RELOAD_SCRIPT + "</head>") == 1

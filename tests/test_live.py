@@ -17,12 +17,13 @@ import pytest
 import watchfiles
 
 from claimpress import live as live_module
+from claimpress import site as site_module
 from claimpress.live import Claims, LiveSite, reload_claims
 from claimpress.project import gather
 from claimpress.render import Renderer
 from claimpress.resolve import LazyPage
 from claimpress.serve import Preview, _Server, _Watcher
-from claimpress.site import MANIFEST, plan_site
+from claimpress.site import MANIFEST, build, plan_site
 from conftest import tree
 from test_incremental import _generator
 
@@ -253,6 +254,61 @@ def test_an_edit_leaves_the_manifest_to_its_listings(live: Live) -> None:
     assert (live.site.out / MANIFEST).is_file()
     live.claims = reloaded
     live.edited()  # the manifest too, as a full build writes it
+
+
+def _first_preview(live: Live, name: str, lender: Path) -> LiveSite:
+    """A preview with no site of its own kept yet (the first `serve`), lent `lender`."""
+    site = LiveSite(live.scratch / name / "site", lambda _: None, lender=lender)
+    site.start()
+    site.full(gather(live.root).without_locations())
+    assert site.idle.wait(60)
+    assert tree(site.out) == tree(live.site.out)  # what a preview made alone has
+    return site
+
+
+def _linked(site: LiveSite, lender: Path) -> set[str]:
+    """The files of the preview that are the lender's, hard-linked."""
+    return {
+        rel
+        for rel in tree(site.out)
+        if (lender / rel).is_file() and (lender / rel).samefile(site.out / rel)
+    }
+
+
+def test_the_first_preview_links_the_files_a_build_made_alike_and_never_changes_them(
+    live: Live,
+) -> None:
+    built = live.root / "build"
+    build(gather(live.root), built)
+    site = _first_preview(live, "first", built)
+    claim_files = {rel for rel in tree(built) if rel.startswith("claims/")}
+    assert len(claim_files) > 20 and claim_files <= _linked(site, built)
+
+    # An edit replaces the preview's files: build/'s stay as they were.
+    before = tree(built)
+    claim = sorted((live.root / "claims").iterdir())[3]
+    claim.write_text(claim.read_text().replace("summary: >-\n", "summary: >-\n  New.\n"))
+    reloaded = reload_claims(Claims.of(gather(live.root).without_locations()), [claim])
+    assert reloaded is not None
+    site.update(reloaded)
+    assert site.idle.wait(60)
+    page = f"claims/{claim.stem}/index.html"
+    assert b"New." in (site.out / page).read_bytes()
+    assert tree(built) == before
+
+
+def test_a_preview_links_nothing_from_a_build_being_written_or_changed_by_hand(
+    live: Live,
+) -> None:
+    built = live.root / "build"
+    build(gather(live.root), built)
+    with site_module._locked(built):  # a build writing there
+        assert _linked(_first_preview(live, "while-built", built), built) == set()
+    page = built / "claims" / sorted((live.root / "claims").iterdir())[3].stem / "index.html"
+    time.sleep(0.01)
+    page.write_bytes(page.read_bytes().replace(b"<title>", b"<TITLE>", 1))  # same size
+    linked = _linked(_first_preview(live, "after-hand-edit", built), built)
+    assert len(linked) > 20 and str(page.relative_to(built)) not in linked
 
 
 def test_a_preview_stopped_before_an_edits_listings_leaves_its_files_to_reuse(

@@ -16,7 +16,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from .load import THEME_DIR
+from .load import BUILD_DIR, THEME_DIR
 from .problems import OutputError, Problem, ProblemsFound, SettingError, errors
 from .project import Project, gather, require_clean
 
@@ -163,7 +163,7 @@ def check(
 @app.command()
 def build(
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the site.")] = Path(
-        "build"
+        BUILD_DIR
     ),
     drafts: Annotated[
         bool, typer.Option("--drafts", help="Include drafts and claims in review, marked DRAFT.")

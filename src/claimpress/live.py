@@ -226,12 +226,19 @@ class LiveSite:
     paths each write changed (None: possibly all of them)."""
 
     def __init__(
-        self, out: Path, changed: Callable[[set[str] | None], None], spare: Path | None = None
+        self,
+        out: Path,
+        changed: Callable[[set[str] | None], None],
+        spare: Path | None = None,
+        lender: Path | None = None,
     ) -> None:
         self.out = out
         self.changed = changed
         self.spare = spare
         """Where a full build keeps the site it replaces, to write the next one over."""
+        self.lender = lender
+        """A site `claimpress build` made (`build/`), whose files a full build hard-links
+        where they are the same (the published claims' files are): `write_site`."""
         self.files: dict[str, bytes] = {}
         """What `out` holds (the search index aside)."""
         self.digests: dict[str, str] = {}
@@ -283,7 +290,11 @@ class LiveSite:
             plan = plan_site(project, drafts=True, live=True)
             with self.write_lock:
                 self.digests = write_site(
-                    plan, self.out, before_swap=self._keep_search, spare=self.spare
+                    plan,
+                    self.out,
+                    before_swap=self._keep_search,
+                    spare=self.spare,
+                    lender=self.lender,
                 )
                 self.files = plan.files
                 self.claims, self.pages = Claims.of(project), plan.pages

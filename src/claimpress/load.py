@@ -23,6 +23,8 @@ from .yamltree import Node
 
 CLAIMS_DIR, SOURCES_DIR, FIGURES_DIR, SITE_FILE = "claims", "sources", "figures", "site.yaml"
 THEME_DIR = "templates"
+BUILD_DIR = "build"
+"""Where `claimpress build` writes the site unless told otherwise (`--out`)."""
 """The project's own templates, overriding the default theme's."""
 
 MAX_PROBLEMS = 50

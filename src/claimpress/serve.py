@@ -40,7 +40,7 @@ import watchfiles
 
 from .cache import CACHE_DIR, cache_folder
 from .live import Claims, LiveSite, reload_claims
-from .load import CLAIMS_DIR, FIGURES_DIR, SITE_FILE, SOURCES_DIR, THEME_DIR
+from .load import BUILD_DIR, CLAIMS_DIR, FIGURES_DIR, SITE_FILE, SOURCES_DIR, THEME_DIR
 from .problems import OutputError, ProblemsFound, errors
 from .project import display_path, gather
 from .render import template_error
@@ -69,7 +69,8 @@ class Preview:
         self.lock = threading.Lock()
         self.claims: Claims | None = None
         """The claims as last read, errors and all: what an edit is applied to."""
-        self.site = LiveSite(out, self.changed, spare)
+        # The published claims' files of the site built last are the same: linked, not written.
+        self.site = LiveSite(out, self.changed, spare, lender=root / BUILD_DIR)
         self.default_filter = watchfiles.DefaultFilter()
         """False for editors' temporary files, `.git` and the like: never an input."""
         self.stale = True

@@ -399,8 +399,11 @@ os.register_at_fork(after_in_child=_close_held)
 
 
 @contextmanager
-def _locked(out: Path, waiting: Callable[[], None] | None = None) -> Iterator[None]:
-    """One build at a time per output folder; `waiting` is told when another holds it."""
+def _locked(
+    out: Path, waiting: Callable[[], None] | None = None, *, wait: bool = True
+) -> Iterator[bool]:
+    """One build at a time per output folder; `waiting` is told when another holds it.
+    Without `wait`, False at once when another holds it (and nothing is locked)."""
     lock_path = out.parent / f".{out.name}.lock"
     # Never through a symlink planted there: opening it would create its target.
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
@@ -408,12 +411,15 @@ def _locked(out: Path, waiting: Callable[[], None] | None = None) -> Iterator[No
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            if not wait:
+                yield False
+                return
             if waiting is not None:
                 waiting()
             fcntl.flock(fd, fcntl.LOCK_EX)
         _HELD.add(fd)
         try:
-            yield
+            yield True
         finally:
             _HELD.discard(fd)
             fcntl.flock(fd, fcntl.LOCK_UN)
@@ -588,6 +594,7 @@ def write_site(
     spare: Path | None = None,
     keep: Collection[str] = (),
     waiting: Callable[[], None] | None = None,
+    lender: Path | None = None,
 ) -> dict[str, str]:
     """Write the planned files into a staging folder and swap it in for `out`; `before_swap`
     runs on that folder and its manifest first (the search index is built there). Return
@@ -601,11 +608,29 @@ def write_site(
     deleted that the new site does not replace. The top-level folders `keep` of the spare
     are left as they are for `before_swap`, which must make them right (the search index
     keeps the shards that did not change). `waiting` is told when another run writing
-    `out` holds it."""
+    `out` holds it. Files identical to those of the build at `lender` (`serve` lends
+    `build/`) are hard-linked from there too, unless a build is writing it (`_lent`)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(out, waiting):
+    with _locked(out, waiting), _lent(lender, out) as lent:
         _discard_leftovers(out)
-        return _write_locked(plan, out, before_swap=before_swap, spare=spare, keep=keep, written={})
+        return _write_locked(
+            plan, out, before_swap=before_swap, spare=spare, keep=keep, written={}, lent=lent
+        )
+
+
+@contextmanager
+def _lent(folder: Path | None, out: Path) -> Iterator[tuple[str, dict[str, str], int]]:
+    """The files of the build at `folder` that the writer of `out` may hard-link where they
+    are what it writes: the folder (as a prefix), its manifest and when that was written.
+    Held so, the folder's lock, that no build changes them meanwhile; none when one is
+    running there, when it is a symlink, or on another file system than `out`."""
+    if folder is None or folder.is_symlink() or not (folder / MANIFEST).is_file():
+        yield "", {}, 0
+        return
+    with _locked(folder, wait=False) as held:
+        same_device = held and os.stat(folder).st_dev == os.stat(out.parent).st_dev
+        manifest = _manifest(folder) if same_device else {}
+        yield f"{folder}/", manifest, written_at(folder / MANIFEST) if manifest else 0
 
 
 def _write_locked(
@@ -616,11 +641,13 @@ def _write_locked(
     spare: Path | None,
     keep: Collection[str],
     written: Mapping[str, str],
+    lent: tuple[str, dict[str, str], int] = ("", {}, 0),
 ) -> dict[str, str]:
     """`write_site`, with the lock of `out` held and the leftovers of killed builds gone;
     the planned files `written` already (as `search.Ahead.written` tells) are hard-linked
-    from there, unless changed since this began."""
+    from there, unless changed since this began, and so are those `lent` (`_lent`)."""
     begun = time.time_ns()
+    lender, lenders, lent_since = lent
     stage, kept, kept_since = _staging(out, spare)
     try:
         previous = _manifest(out)
@@ -649,6 +676,8 @@ def _write_locked(
             if previous.get(rel) == digest and _reuse(built + rel, path, len(data), since):
                 continue
             if rel in written and _reuse(written[rel], path, len(data), begun):
+                continue
+            if lenders.get(rel) == digest and _reuse(lender + rel, path, len(data), lent_since):
                 continue
             with open(path, "xb") as handle:
                 handle.write(bytes(data))
