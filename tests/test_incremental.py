@@ -368,7 +368,7 @@ def test_after_a_claim_template_edit_the_workers_load_the_pages_they_render_agai
 
 
 def test_a_rebuild_writes_the_fragments_new_since_the_table_not_the_whole_table(
-    builds: Builds,
+    builds: Builds, rendered: list[str]
 ) -> None:
     shutil.rmtree(builds.root)
     _generator().generate(builds.root, 60)
@@ -396,6 +396,19 @@ def test_a_rebuild_writes_the_fragments_new_since_the_table_not_the_whole_table(
     assert len(tables) == 2  # more than a tenth new: the table is written again
     builds.warm()
     assert len(tables) == 2
+    # Written again while the front page and topics were reused whole (every entry of the
+    # sources index new), the table keeps the entries they were joined from: an edit then
+    # renders its own alone.
+    (builds.root / "templates").mkdir()
+    entry = (REPO / "templates" / "_source_entry.html").read_text()
+    (builds.root / "templates" / "_source_entry.html").write_text(entry + "\n")
+    builds.same()
+    assert len(tables) == 3
+    claims[0].write_text(claims[0].read_text().replace("New 0.", "Newest."))
+    rendered.clear()
+    edited = builds.warm()
+    assert 0 < len([t for t in rendered if t.startswith("_")]) < 15
+    assert b"Newest" in edited["claims.json"] and edited == builds.cold()
 
 
 def test_a_rebuild_reads_from_the_table_only_the_fragments_it_shows_anew(
