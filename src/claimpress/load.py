@@ -23,9 +23,9 @@ from .yamltree import Node
 
 CLAIMS_DIR, SOURCES_DIR, FIGURES_DIR, SITE_FILE = "claims", "sources", "figures", "site.yaml"
 THEME_DIR = "templates"
+"""The project's own templates, overriding the default theme's."""
 BUILD_DIR = "build"
 """Where `claimpress build` writes the site unless told otherwise (`--out`)."""
-"""The project's own templates, overriding the default theme's."""
 
 MAX_PROBLEMS = 50
 """Past this many problems in one file, the rest are counted, not listed."""

@@ -52,6 +52,8 @@ Fragment = tuple[str, tuple[FragmentKey, ...]]
 
 _KEY_SIZE = 16
 _COUNT = struct.Struct("<Q")
+_END, _JOINED = "Q", "I"
+"""The array types of where each record ends and of how many fragments each was joined from."""
 
 
 class FragmentTable(Mapping[FragmentKey, Fragment]):
@@ -68,11 +70,14 @@ class FragmentTable(Mapping[FragmentKey, Fragment]):
         self.blob = blob
         self.newer = dict(newer or {})
         count = _COUNT.unpack_from(blob)[0] if blob else 0
-        keys = _COUNT.size + count * _KEY_SIZE
-        self.at = {blob[i : i + _KEY_SIZE]: n for n, i in enumerate(range(8, keys, _KEY_SIZE))}
-        self.ends = array.array("Q", blob[keys : keys + count * 8])
-        self.joined = array.array("I", blob[keys + count * 8 : keys + count * 12])
-        self.base = keys + count * 12
+        start, ends = _COUNT.size, _COUNT.size + count * _KEY_SIZE
+        self.at = {blob[i : i + _KEY_SIZE]: n for n, i in enumerate(range(start, ends, _KEY_SIZE))}
+        self.ends = array.array(_END)
+        self.ends.frombytes(blob[ends : ends + count * self.ends.itemsize])
+        joined = ends + count * self.ends.itemsize
+        self.joined = array.array(_JOINED)
+        self.joined.frombytes(blob[joined : joined + count * self.joined.itemsize])
+        self.base = joined + count * self.joined.itemsize
 
     def stored(self, key: FragmentKey) -> bool:
         """Whether `key` is in the blob (not only in `newer`)."""
@@ -111,7 +116,7 @@ class FragmentTable(Mapping[FragmentKey, Fragment]):
 
     def encode(self, fragments: Mapping[FragmentKey, Fragment | None]) -> bytes:
         """A blob of `fragments` (None: as this table has it, its record copied unread)."""
-        records, joined = [], array.array("I")
+        records, joined = [], array.array(_JOINED)
         for key, fragment in fragments.items():
             if len(key) != _KEY_SIZE:
                 raise ValueError(f"a fragment key of {len(key)} bytes")
@@ -123,7 +128,7 @@ class FragmentTable(Mapping[FragmentKey, Fragment]):
             text, parts = fragment if fragment is not None else self[key]
             records.append(b"".join(parts) + lz4.block.compress(text.encode()))
             joined.append(len(parts))
-        ends = array.array("Q", itertools.accumulate(map(len, records)))
+        ends = array.array(_END, itertools.accumulate(map(len, records)))
         head = _COUNT.pack(len(records)) + b"".join(fragments)
         return b"".join([head, ends.tobytes(), joined.tobytes(), *records])
 
@@ -437,10 +442,10 @@ class Renderer:
     def _keep(self, parts: tuple[FragmentKey, ...]) -> None:
         """Keep in use the fragments that one reused whole was joined from (the entries of a
         listing page), for the next build that has to render it again."""
+        fragments = self.fragments
         for part in parts:
-            if part not in self.fragments_used and part in self.fragments:
+            if part not in self.fragments_used and part in fragments:
                 self.fragments_used[part] = None
-                fragments = self.fragments
                 self._keep(
                     fragments.parts(part)
                     if isinstance(fragments, FragmentTable)

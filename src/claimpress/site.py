@@ -622,8 +622,8 @@ def write_site(
 def _lent(folder: Path | None, out: Path) -> Iterator[tuple[str, dict[str, str], int]]:
     """The files of the build at `folder` that the writer of `out` may hard-link where they
     are what it writes: the folder (as a prefix), its manifest and when that was written.
-    Held so, the folder's lock, that no build changes them meanwhile; none when one is
-    running there, when it is a symlink, or on another file system than `out`."""
+    The folder's lock is held meanwhile, so that no build changes them; nothing is lent
+    when a build holds it, when the folder is a symlink, or on another file system."""
     if folder is None or folder.is_symlink() or not (folder / MANIFEST).is_file():
         yield "", {}, 0
         return
