@@ -299,13 +299,19 @@ def test_the_first_preview_links_the_files_a_build_made_alike_and_never_changes_
     assert tree(built) == before and b"New." not in before[page]
 
 
-def test_a_preview_links_nothing_from_a_build_being_written_or_changed_by_hand(
+def test_a_preview_links_nothing_from_a_build_being_written_or_locked_or_changed_by_hand(
     live: Live,
 ) -> None:
     built = live.root / "build"
     build(gather(live.root), built)
     with site_module._locked(built):  # a build writing there
         assert _linked(_first_preview(live, "while-built", built), built) == set()
+    lock = live.root / ".build.lock"  # one planted as a symlink: never followed, no error
+    lock.unlink()
+    lock.symlink_to(live.scratch / "created-by-serve")
+    assert _linked(_first_preview(live, "lock-planted", built), built) == set()
+    assert not (live.scratch / "created-by-serve").exists()
+    lock.unlink()
     page = built / "claims" / sorted((live.root / "claims").iterdir())[3].stem / "index.html"
     page.write_bytes(page.read_bytes().replace(b"<title>", b"<TITLE>", 1))  # same size
     linked = _linked(_first_preview(live, "after-hand-edit", built), built)

@@ -623,12 +623,17 @@ def _lent(folder: Path | None, out: Path) -> Iterator[tuple[str, dict[str, str],
     """The files of the build at `folder` that the writer of `out` may hard-link where they
     are what it writes: the folder (as a prefix), its manifest and when that was written.
     The folder's lock is held meanwhile, so that no build changes them; nothing is lent
-    when a build holds it, when the folder is a symlink, or on another file system."""
+    when a build holds it, when the lock cannot be taken (another user's, a symlink planted
+    in its place), when the folder is a symlink, or on another file system."""
     if folder is None or folder.is_symlink() or not (folder / MANIFEST).is_file():
         yield "", {}, 0
         return
-    with _locked(folder, wait=False) as held:
-        same_device = held and os.stat(folder).st_dev == os.stat(out.parent).st_dev
+    with contextlib.ExitStack() as stack:
+        try:
+            held = stack.enter_context(_locked(folder, wait=False))
+            same_device = held and os.stat(folder).st_dev == os.stat(out.parent).st_dev
+        except OSError:  # (and a folder deleted meanwhile)
+            same_device = False
         manifest = _manifest(folder) if same_device else {}
         yield f"{folder}/", manifest, written_at(folder / MANIFEST) if manifest else 0
 
