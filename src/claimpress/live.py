@@ -31,7 +31,7 @@ from .load import CLAIMS_DIR, read
 from .parallel import gc_paused
 from .problems import Problem
 from .project import Project, input_problem, load_and_resolve, unlocated
-from .render import Fragment, FragmentKey, Renderer
+from .render import Fragment, FragmentKey, FragmentTable, Renderer
 from .resolve import Page, link_follow_ups, question_key
 from .site import (
     MANIFEST,
@@ -444,7 +444,7 @@ class LiveSite:
         project = claims.project
         renderer = Renderer(project.root, project.site, live=True)
         renderer.pause = self.unhurried.wait
-        renderer.fragments = self.fragments
+        renderer.fragments = FragmentTable(newer=self.fragments)
         for page in pages:
             fingerprint = repr(_fingerprint(page))
             renderer.page_keys[id(page)] = (page, build_keys.get(fingerprint, fingerprint))

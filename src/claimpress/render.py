@@ -58,7 +58,8 @@ _END, _JOINED = "Q", "I"
 
 class FragmentTable(Mapping[FragmentKey, Fragment]):
     """The listing fragments of an earlier build, as `encode` stored them in one blob, each
-    read from it only when looked up, over the fragments in `newer`: at 10,000 claims a
+    read from it only when looked up, over the fragments in `newer` (all there are, for
+    `serve`'s listings, which keep theirs in memory): at 10,000 claims a
     build looks up every one of 80,000 but reads a few hundred (reusing a listing's page
     whole only marks its entries used), where unpickling them all took half a second.
 
@@ -68,7 +69,7 @@ class FragmentTable(Mapping[FragmentKey, Fragment]):
 
     def __init__(self, blob: bytes = b"", newer: Mapping[FragmentKey, Fragment] | None = None):
         self.blob = blob
-        self.newer = dict(newer or {})
+        self.newer = newer if newer is not None else {}
         count = _COUNT.unpack_from(blob)[0] if blob else 0
         start, ends = _COUNT.size, _COUNT.size + count * _KEY_SIZE
         self.at = {blob[i : i + _KEY_SIZE]: n for n, i in enumerate(range(start, ends, _KEY_SIZE))}
@@ -346,7 +347,7 @@ class Renderer:
         """By page: a key that changes whenever anything of the page changes (its cache key)."""
         self.topic_keys: dict[int, tuple[Topic, Any]] = {}
         """By topic: its identity, once worked out (each of its listing's pages needs it)."""
-        self.fragments: Mapping[FragmentKey, Fragment] = {}
+        self.fragments = FragmentTable()
         """Fragments rendered by an earlier build, by template and identity of their values."""
         self.fragments_used: dict[FragmentKey, Fragment | None] = {}
         """The fragments this renderer's pages used: what the next build can reuse. None for
@@ -391,7 +392,8 @@ class Renderer:
         """Drop the tables of pages and fragments now: the renderer is part of a cycle (its
         environment calls its methods), which only a collection would free, over every
         object in them."""
-        self.fragments, self.fragments_used, self.known_json, self.page_keys = {}, {}, {}, {}
+        self.fragments, self.fragments_used = FragmentTable(), {}
+        self.known_json, self.page_keys = {}, {}
         self.topic_keys = {}
 
     def format_date(self, value: dt.date) -> str:
@@ -442,15 +444,10 @@ class Renderer:
     def _keep(self, parts: tuple[FragmentKey, ...]) -> None:
         """Keep in use the fragments that one reused whole was joined from (the entries of a
         listing page), for the next build that has to render it again."""
-        fragments = self.fragments
         for part in parts:
-            if part not in self.fragments_used and part in fragments:
+            if part not in self.fragments_used and part in self.fragments:
                 self.fragments_used[part] = None
-                self._keep(
-                    fragments.parts(part)
-                    if isinstance(fragments, FragmentTable)
-                    else fragments[part][1]
-                )
+                self._keep(self.fragments.parts(part))
 
     def used_fragments(self) -> dict[FragmentKey, Fragment]:
         """`fragments_used`, each one read."""
