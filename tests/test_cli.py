@@ -218,6 +218,8 @@ def test_serve_serves_the_files_build_writes_with_the_reload_script_added(
     preview's files: they are `build`'s (so `serve` after a build renders no claim again),
     and a theme's pages reload whatever their templates say."""
     assert run_cli("build", cwd=rich).code == 0
+    shown = " ".join(run_cli("serve", "--help", cwd=rich).out.split())  # (rewrapped)
+    assert "the first one hard-links the files that build/ (claimpress build) has alike" in shown
     built = rich / "build" / "claims" / SKY / "index.html"
     kept = rich / CACHE_DIR / "serve" / "site" / "claims" / SKY / "index.html"
     with serving(rich, tmp_path) as server:

@@ -208,7 +208,7 @@ def serve(
     """Preview the site with drafts on localhost; rebuild and reload the page on every change.
 
     The preview is kept in .claimpress-cache/serve/, so the next serve writes only what
-    changed.
+    changed; the first one hard-links the files that build/ (claimpress build) has alike.
 
     Example: claimpress serve --port 8000, then open http://127.0.0.1:8000/
     """
