@@ -1128,6 +1128,26 @@ def test_a_build_holds_its_claim_files_packed_until_written(builds: Builds) -> N
     }
 
 
+def test_a_rebuild_plans_the_listing_pages_it_reuses_whole_unread(builds: Builds) -> None:
+    """A listing page the table has whole is planned as the table stores it, compressed,
+    with the digest the last build worked out: neither decoded, encoded nor hashed again,
+    and written only if the output does not hold it already."""
+    builds.same()
+    claim = sorted((builds.root / "claims").iterdir())[0]
+    claim.write_text(claim.read_text().replace("summary: >-\n", "summary: >-\n  New.\n"))
+    [slug] = [s.slug for s in gather(builds.root).summaries if s.rel.endswith(claim.name)]
+    assert slug is not None
+    plan = site.plan_site(gather(builds.root))
+    listed = {rel for rel, _ in plan.items() if not rel.startswith(("claims/", "static/"))}
+    unread = listed & plan.packed.keys()
+    assert len(unread) > 10 and any(b"New." in plan.files[rel] for rel in listed - unread)
+    for rel in unread:  # none shows the edited claim
+        data = bytes(plan.packed[rel])
+        assert plan.digests[rel] == site.file_digest(data) and slug.encode() not in data
+    assert not site.plan_site(gather(builds.root), live=True).packed  # `serve` keeps bytes
+    assert b"New." in builds.same()["claims.json"]
+
+
 def test_check_finds_what_a_build_finds_and_keeps_the_cached_pages(builds: Builds) -> None:
     root = builds.root
     claims = sorted((root / "claims").iterdir())

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
-from typing import Any, SupportsBytes, TypeVar
+from typing import Any, NamedTuple, SupportsBytes, TypeVar
 from urllib.parse import urlsplit
 
 import jinja2
@@ -54,6 +54,22 @@ _KEY_SIZE = 16
 _COUNT = struct.Struct("<Q")
 _END, _JOINED = "Q", "I"
 """The array types of where each record ends and of how many fragments each was joined from."""
+
+
+class Listed(NamedTuple):
+    """A page of a listing (`Renderer._listing`): how the fragments know it (None when its
+    values cannot be told apart), and its text, or its bytes as the stored table has them
+    (`FragmentTable.packed`) when reused whole."""
+
+    key: FragmentKey | None
+    text: str | None
+    packed: bytes | None = None
+
+    def __bytes__(self) -> bytes:
+        if self.text is not None:
+            return self.text.encode()
+        data: bytes = lz4.block.decompress(self.packed)
+        return data
 
 
 class FragmentTable(Mapping[FragmentKey, Fragment]):
@@ -99,12 +115,19 @@ class FragmentTable(Mapping[FragmentKey, Fragment]):
             record[i : i + _KEY_SIZE] for i in range(0, self.joined[n] * _KEY_SIZE, _KEY_SIZE)
         )
 
+    def packed(self, key: FragmentKey) -> bytes | None:
+        """The text of a fragment stored in the blob, unread: its UTF-8 bytes as
+        `lz4.block.compress` gives them. None for one in `newer`, or not stored."""
+        n = self.at.get(key)
+        if n is None or key in self.newer:
+            return None
+        return self._record(n)[self.joined[n] * _KEY_SIZE :]
+
     def __getitem__(self, key: FragmentKey) -> Fragment:
-        if key in self.newer:
+        packed = self.packed(key)
+        if packed is None:
             return self.newer[key]
-        n = self.at[key]
-        text = lz4.block.decompress(self._record(n)[self.joined[n] * _KEY_SIZE :]).decode()
-        return text, self.parts(key)
+        return lz4.block.decompress(packed).decode(), self.parts(key)
 
     def __contains__(self, key: object) -> bool:
         return key in self.newer or key in self.at
@@ -419,11 +442,22 @@ class Renderer:
         A page of a listing is kept so too (`_listing`)."""
         if self.pause is not None:
             self.pause()
+        key = self._fragment_key(template, values)
+        if key is None:  # a value whose sameness cannot be told: rendered every time
+            return Markup(self.render(template, **values))
+        return Markup(self._fragment(key, template, values))
+
+    def _fragment_key(self, template: str, values: dict[str, Any]) -> FragmentKey | None:
+        """How `fragments` know `template` rendered with `values`; None when their sameness
+        cannot be told."""
         try:
             identity = sorted((k, self._identity(v)) for k, v in values.items())
-        except LookupError:  # a value whose sameness cannot be told: rendered every time
-            return Markup(self.render(template, **values))
-        key = _digest(repr((template, self.templates_digest(template), identity)))
+        except LookupError:
+            return None
+        return _digest(repr((template, self.templates_digest(template), identity)))
+
+    def _fragment(self, key: FragmentKey, template: str, values: dict[str, Any]) -> str:
+        """The text of the fragment `key`: reused, or rendered now and kept."""
         known = self.fragments_used.get(key)  # (None too when kept unread)
         if known is None:
             known = self.fragments.get(key)
@@ -439,15 +473,17 @@ class Renderer:
             self.fragments_used[key] = known
         if self._joined is not None:
             self._joined.append(key)
-        return Markup(known[0])
+        return known[0]
 
     def _keep(self, parts: tuple[FragmentKey, ...]) -> None:
         """Keep in use the fragments that one reused whole was joined from (the entries of a
         listing page), for the next build that has to render it again."""
+        used, table = self.fragments_used, self.fragments
         for part in parts:
-            if part not in self.fragments_used and part in self.fragments:
-                self.fragments_used[part] = None
-                self._keep(self.fragments.parts(part))
+            if part not in used and part in table:
+                used[part] = None
+                if joined := table.parts(part):  # (an entry is joined from none)
+                    self._keep(joined)
 
     def used_fragments(self) -> dict[FragmentKey, Fragment]:
         """`fragments_used`, each one read."""
@@ -456,14 +492,9 @@ class Renderer:
     def _identity(self, value: Any) -> Any:
         """What makes `value` the same across builds, as `fragment` keys it (a value `repr`
         tells apart); LookupError when it cannot be told."""
-        if value is None or isinstance(value, (str, int, Pager)):
-            return type(value).__name__, value
+        # The kinds most looked at first: lists of entries, the sources index's entries.
         if isinstance(value, (list, tuple)):
-            return tuple(self._identity(v) for v in value)
-        if isinstance(value, Page):
-            return self._page_identity(value)
-        if isinstance(value, Citing):
-            return self._page_identity(value.page), value.number
+            return tuple([self._identity(v) for v in value])
         if isinstance(value, SourceEntry):
             # Its source is the one its first citing page has under its key. (57,000 entries
             # citing 76,000 times at 10,000 claims: no call per citing but a lookup.)
@@ -473,6 +504,12 @@ class Renderer:
             except KeyError:
                 raise LookupError(value.key) from None
             return value.key, value.anchor, citing
+        if value is None or isinstance(value, (str, int, Pager)):
+            return type(value).__name__, value
+        if isinstance(value, Page):
+            return self._page_identity(value)
+        if isinstance(value, Citing):
+            return self._page_identity(value.page), value.number
         if isinstance(value, Topic):
             known = self.topic_keys.get(id(value))
             if known is None or known[0] is not value:
@@ -520,22 +557,29 @@ class Renderer:
         known = self.known_json.get(id(page))
         return bytes(known[1]) if known and known[0] is page else self.claim_json(page).encode()
 
-    def _listing(self, template: str, pager: Pager, *, drafts: bool, **context: Any) -> str:
+    def _listing(self, template: str, pager: Pager, *, drafts: bool, **context: Any) -> Listed:
         """One page of a listing cut into pages (`listing.paged`); kept whole, as a fragment
-        is, so an edit renders again only the pages that show its claim."""
-        return str(
-            self.fragment(
-                template, pager=pager, root=pager.root, path=pager.here, draft=drafts, **context
-            )
-        )
+        is, so an edit renders again only the pages that show its claim. A page the stored
+        table has is handed on as it is stored, unread."""
+        if self.pause is not None:
+            self.pause()
+        values = dict(pager=pager, root=pager.root, path=pager.here, draft=drafts, **context)
+        key = self._fragment_key(template, values)
+        if key is None:
+            return Listed(None, self.render(template, **values))
+        if key not in self.fragments_used and (packed := self.fragments.packed(key)) is not None:
+            self.fragments_used[key] = None  # kept, unread
+            self._keep(self.fragments.parts(key))
+            return Listed(key, None, packed)
+        return Listed(key, self._fragment(key, template, values))
 
-    def index_html(self, pages: Sequence[Page], pager: Pager, *, drafts: bool = False) -> str:
+    def index_html(self, pages: Sequence[Page], pager: Pager, *, drafts: bool = False) -> Listed:
         """A page of the site's front page: the claims on the site, newest check first."""
         return self._listing("index.html", pager, drafts=drafts, pages=pages)
 
     def open_questions_html(
         self, questions: Sequence[OpenQuestion], pager: Pager, *, drafts: bool = False
-    ) -> str:
+    ) -> Listed:
         """A page of the open questions: follow-ups no claim answers yet, with who asks them."""
         return self._listing("open_questions.html", pager, drafts=drafts, questions=questions)
 
@@ -545,13 +589,13 @@ class Renderer:
 
     def topic_html(
         self, topic: Topic, pages: Sequence[Page], pager: Pager, *, drafts: bool = False
-    ) -> str:
+    ) -> Listed:
         """A page of one topic's checks, newest first (`pages`, of `topic.pages`)."""
         return self._listing("topic.html", pager, drafts=drafts, topic=topic, pages=pages)
 
     def sources_html(
         self, entries: Sequence[SourceEntry], pager: Pager, *, drafts: bool = False
-    ) -> str:
+    ) -> Listed:
         """A page of the sources index: sources and the checks citing them, by title."""
         return self._listing("sources.html", pager, drafts=drafts, entries=entries)
 

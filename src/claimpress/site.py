@@ -42,6 +42,7 @@ from .render import (
     Fragment,
     FragmentKey,
     FragmentTable,
+    Listed,
     Renderer,
     default_theme,
     inside,
@@ -96,6 +97,9 @@ class Plan:
         """For `serve` (a `live` plan) only: the listing fragments (`Renderer.fragment`)."""
         self.digests: dict[str, str] = {}
         """The digests (`file_digest`) of the planned files whose digest is known already."""
+        self.listed: dict[FragmentKey, str] = {}
+        """The digest of each listing page, by its fragment key (`Renderer._listing`): what
+        the next build knows the pages it reuses whole by, unread."""
 
     def __len__(self) -> int:
         return len(self.files) + len(self.packed)
@@ -213,8 +217,8 @@ def plan_site(
     renderer.page_keys = {id(p): (p, i) for p, i in zip(pages, identities, strict=True)}
     if known != (listed_now := set(identities)):
         listed.put(listed_key, pickle.dumps(listed_now, protocol=5))
-    with kept_fragments(renderer, listed):
-        plan_listings(plan, renderer, project, pages, drafts=drafts)
+    with kept_fragments(renderer, listed, plan) as digests:
+        plan_listings(plan, renderer, project, pages, drafts=drafts, known=digests)
         if live:
             plan.fragments = renderer.used_fragments()
     for rel, path in static_files(project.root):
@@ -224,9 +228,10 @@ def plan_site(
 
 
 @contextmanager
-def kept_fragments(renderer: Renderer, pack: Pack) -> Iterator[None]:
-    """Let `renderer` reuse the listing fragments of the previous build from `pack`; keep
-    the ones it used for the next.
+def kept_fragments(renderer: Renderer, pack: Pack, plan: Plan) -> Iterator[dict[FragmentKey, str]]:
+    """Let `renderer` reuse the listing fragments of the previous build from `pack`, and
+    give the digests of its listing pages (`Plan.listed`); keep the fragments `renderer`
+    used and the digests of `plan`'s listing pages for the next.
 
     They are kept in two parts: a table of them all (`FragmentTable`), and the few made
     since it was written (at 10,000 claims the table is 80,000 fragments, 55 MB: writing it
@@ -241,7 +246,12 @@ def kept_fragments(renderer: Renderer, pack: Pack) -> Iterator[None]:
     blob = pack.get(table_key, once=True) if table_key else None
     table = FragmentTable(blob or b"", newer)
     renderer.fragments = table
-    yield
+    digests_key = pack.key("listing digests")
+    blob = pack.get(digests_key)
+    known: dict[FragmentKey, str] = pickle.loads(blob) if blob is not None else {}
+    yield known
+    if plan.listed != known:
+        pack.put(digests_key, pickle.dumps(plan.listed, protocol=5))
     used = renderer.fragments_used
     newer = {k: table[k] if v is None else v for k, v in used.items() if not table.stored(k)}
     if blob is None or len(newer) > len(used) // 10:
@@ -287,17 +297,34 @@ def read_about(path: Path, root: Path) -> str:
 
 
 def plan_listings(
-    plan: Plan, renderer: Renderer, project: Project, pages: list[Page], *, drafts: bool
+    plan: Plan,
+    renderer: Renderer,
+    project: Project,
+    pages: list[Page],
+    *,
+    drafts: bool,
+    known: Mapping[FragmentKey, str] = {},
 ) -> None:
     """The reader's pages beyond the claims (front page, open questions, topics, sources,
     about, search, 404) and the machine-readable files (feed, sitemap, robots.txt,
-    claims.json): every file outside `claims/` and `static/`."""
+    claims.json): every file outside `claims/` and `static/`. A listing page reused whole
+    whose digest is `known` (`Plan.listed` of the build before) is planned unread."""
 
     def listed(
-        base: str, items: Sequence[T], page: Callable[[Sequence[T], Pager], str], what: str
+        base: str, items: Sequence[T], page: Callable[[Sequence[T], Pager], Listed], what: str
     ) -> None:
         for pager, chunk in listing.paged(base, items, project.site.page_size):
-            plan.add(f"{pager.here}index.html", page(chunk, pager), what)
+            rel, made = f"{pager.here}index.html", page(chunk, pager)
+            digest = known.get(made.key) if made.key is not None else None
+            if made.packed is not None and digest is not None and not renderer.live:
+                plan.add(rel, Packed(made.packed), what)  # as the last build wrote it
+            else:
+                data = bytes(made)
+                plan.add(rel, data, what)
+                digest = file_digest(data)
+            plan.digests[rel] = digest
+            if made.key is not None:
+                plan.listed[made.key] = digest
 
     listed("", pages, partial(renderer.index_html, drafts=drafts), "the index page")
     listed(
