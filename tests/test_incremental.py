@@ -1305,6 +1305,34 @@ def test_a_pack_drops_unused_entries_and_the_leftovers_of_killed_runs(
     assert other.get(other.key("a")) is None
 
 
+def test_a_pack_merges_the_segments_of_runs_but_leaves_its_largest_as_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    first = Pack(tmp_path, [b"context"], "kind")
+    for n in range(50):
+        first.put(first.key(str(n)), b"entry %d" % n)
+    first.save()
+    [largest] = first.folder.glob("seg-*")
+    inode = largest.stat().st_ino
+    for run in range(3 * Pack.MAX_SEGMENTS):  # each an edit: all used, one new, one dropped
+        pack = Pack(tmp_path, [b"context"], "kind")
+        for n in range(50 + run):
+            assert pack.get(pack.key(str(n))) == b"entry %d" % n
+        pack.put(pack.key(f"run {run}"), b"run %d" % run)
+        pack.get(pack.key(f"run {run - 1}"))  # the run before's: the others go unused
+        pack.put(pack.key(str(50 + run)), b"entry %d" % (50 + run))
+        pack.save()
+        assert len(list(pack.folder.glob("seg-*"))) <= Pack.MAX_SEGMENTS
+    assert largest.stat().st_ino == inode  # never rewritten
+    last = Pack(tmp_path, [b"context"], "kind")
+    n = 50 + 3 * Pack.MAX_SEGMENTS
+    assert all(last.get(last.key(str(i))) == b"entry %d" % i for i in range(n))
+    runs = [last.get(last.key(f"run {run}")) for run in range(3 * Pack.MAX_SEGMENTS)]
+    assert runs[-2:] == [b"run %d" % (len(runs) - 2), b"run %d" % (len(runs) - 1)]
+    assert runs[:-Pack.MAX_SEGMENTS] == [None] * (len(runs) - Pack.MAX_SEGMENTS)  # merged away
+
+
 def test_findings_are_reused_on_another_day_only_when_the_date_changes_none(
     builds: Builds,
 ) -> None:

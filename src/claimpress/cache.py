@@ -31,6 +31,7 @@ import secrets
 import struct
 import sys
 import time
+from collections import Counter
 from importlib.metadata import version
 from pathlib import Path
 
@@ -136,14 +137,16 @@ class Pack:
     a warm run opens a handful of files; entries are read lazily from memory maps.
 
     New entries are kept in memory until `save`, which appends them as one new segment,
-    or rewrites every used entry into a single segment once the unused ones outweigh them
-    (or segments pile up). A segment whose index signature is wrong is ignored whole; an
+    or rewrites every used entry into a single segment once the unused ones outweigh them.
+    When segments pile up, it merges all but the one with the most entries, which a warm
+    run leaves as it is (at 10,000 claims the `claims` pack is one segment of 340 MB, and
+    each edit adds one of a few kilobytes). A segment whose index signature is wrong is ignored whole; an
     entry whose own signature is wrong is a miss. Without a key (CLAIMPRESS_NO_CACHE, or
     nowhere to keep one) nothing is read or written, but `put` entries stay readable.
     """
 
     MAX_SEGMENTS = 8
-    """Past this many segments, `save` compacts them into one."""
+    """At this many segments, `save` merges all but the largest into one."""
 
     def __init__(self, root: Path, context: list[bytes], kind: str) -> None:
         self.root = root
@@ -160,6 +163,8 @@ class Pack:
         self.new: dict[str, bytes] = {}
         """Entries put by this run, not yet saved."""
         self.segments: list[Path] = []
+        self.maps: dict[Path, mmap.mmap] = {}
+        """The map of each segment read."""
         if self.secret is not None:
             self._open()
 
@@ -195,6 +200,7 @@ class Pack:
     def _read_segment(self, path: Path) -> None:
         with open(path, "rb") as handle:
             data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        self.maps[path] = data
         magic, count, signature = _HEAD.unpack_from(data, 0)
         end = _HEAD.size + count * _ROW.size
         if magic != _MAGIC or end > len(data):
@@ -244,17 +250,25 @@ class Pack:
 
     def save(self) -> None:
         """Write this run's new entries; drop the entries no run of this kind used, by
-        rewriting the pack when they weigh more than the used ones."""
+        rewriting the pack when they weigh more than the used ones, or, when segments pile
+        up, the segments merged (all but the one with the most entries)."""
         if self.secret is None:
             return
         dead = sum(n for k, (_, _, n, _) in self.index.items() if k not in self.used)
         live = sum(n for k, (_, _, n, _) in self.index.items() if k in self.used)
-        compact = dead > live or len(self.segments) >= self.MAX_SEGMENTS
-        if not self.new and not (compact and dead):
+        merged: list[Path] = []
+        if dead > live:
+            merged = self.segments
+        elif len(self.segments) >= self.MAX_SEGMENTS:
+            held = Counter(id(data) for data, _, _, _ in self.index.values())
+            largest = max(self.segments, key=lambda path: held[id(self.maps.get(path))])
+            merged = [path for path in self.segments if path != largest]
+        if not self.new and not (merged and dead):
             return
+        maps = {id(self.maps.get(path)) for path in merged}
         entries: dict[str, bytes | memoryview] = dict(self.new)
-        if compact:
-            for key in sorted(self.used - entries.keys()):
+        for key in sorted(self.used - entries.keys()):
+            if key in self.index and id(self.index[key][0]) in maps:
                 view = self._view(key)
                 if view is not None:
                     entries[key] = view
@@ -264,10 +278,12 @@ class Pack:
             path = self._write(entries)
         except OSError:
             return
-        if compact:
-            for old in self.segments:
+        if merged:
+            for old in merged:
                 old.unlink(missing_ok=True)
-            self.segments, self.index = [], {}
+                self.maps.pop(old, None)
+            self.segments = [kept for kept in self.segments if kept not in merged]
+            self.index = {k: v for k, v in self.index.items() if id(v[0]) not in maps}
             self._drop_leftovers()
         self.segments.append(path)
         with contextlib.suppress(OSError, ValueError, struct.error):
