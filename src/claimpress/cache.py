@@ -138,15 +138,16 @@ class Pack:
 
     New entries are kept in memory until `save`, which appends them as one new segment,
     or rewrites every used entry into a single segment once the unused ones outweigh them.
-    When segments pile up, it merges all but the one with the most entries, which a warm
-    run leaves as it is (at 10,000 claims the `claims` pack is one segment of 340 MB, and
-    each edit adds one of a few kilobytes). A segment whose index signature is wrong is ignored whole; an
-    entry whose own signature is wrong is a miss. Without a key (CLAIMPRESS_NO_CACHE, or
-    nowhere to keep one) nothing is read or written, but `put` entries stay readable.
+    When segments pile up, it merges all but the one holding the most of what was used,
+    which a warm run leaves as it is (at 10,000 claims the `claims` pack is one segment of
+    340 MB, and each edit adds one of a few kilobytes). A segment whose index signature is
+    wrong is ignored whole; an entry whose own signature is wrong is a miss. Without a key
+    (CLAIMPRESS_NO_CACHE, or nowhere to keep one) nothing is read or written, but `put`
+    entries stay readable.
     """
 
     MAX_SEGMENTS = 8
-    """At this many segments, `save` merges all but the largest into one."""
+    """At this many segments, `save` merges all but one."""
 
     def __init__(self, root: Path, context: list[bytes], kind: str) -> None:
         self.root = root
@@ -251,7 +252,7 @@ class Pack:
     def save(self) -> None:
         """Write this run's new entries; drop the entries no run of this kind used, by
         rewriting the pack when they weigh more than the used ones, or, when segments pile
-        up, the segments merged (all but the one with the most entries)."""
+        up, the segments merged (all but the one holding the most of what was used)."""
         if self.secret is None:
             return
         dead = sum(n for k, (_, _, n, _) in self.index.items() if k not in self.used)
@@ -260,7 +261,9 @@ class Pack:
         if dead > live:
             merged = self.segments
         elif len(self.segments) >= self.MAX_SEGMENTS:
-            held = Counter(id(data) for data, _, _, _ in self.index.values())
+            held: Counter[int] = Counter()  # the bytes of used entries, by segment
+            for key, (data, _, length, _) in self.index.items():
+                held[id(data)] += length if key in self.used else 0
             largest = max(self.segments, key=lambda path: held[id(self.maps.get(path))])
             merged = [path for path in self.segments if path != largest]
         if not self.new and not (merged and dead):
