@@ -247,8 +247,8 @@ def kept_fragments(renderer: Renderer, pack: Pack, plan: Plan) -> Iterator[dict[
     table = FragmentTable(blob or b"", newer)
     renderer.fragments = table
     digests_key = pack.key("listing digests")
-    blob = pack.get(digests_key)
-    known: dict[FragmentKey, str] = pickle.loads(blob) if blob is not None else {}
+    stored = pack.get(digests_key)
+    known: dict[FragmentKey, str] = pickle.loads(stored) if stored is not None else {}
     yield known
     if plan.listed != known:
         pack.put(digests_key, pickle.dumps(plan.listed, protocol=5))
