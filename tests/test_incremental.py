@@ -209,6 +209,24 @@ def test_an_entry_read_once_leaves_the_memory_of_the_process(tmp_path: Path) -> 
     assert reader.get(reader.key("big")) == data  # read again from the file
 
 
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="no /proc/self/smaps here")
+def test_a_pack_read_once_entry_by_entry_leaves_the_memory_of_the_process(
+    tmp_path: Path,
+) -> None:
+    """As a build reads the claims pack: small entries one after the other. The kernel maps
+    a read page's neighbours at once; those of the entry before must go too."""
+    entries = {str(n): os.urandom(30_000 + n) for n in range(400)}  # 12 MB
+    pack = Pack(tmp_path, [b"context"], "kind")
+    for name, data in entries.items():
+        pack.put(pack.key(name), data)
+    pack.save()
+    (segment,) = (tmp_path / CACHE_DIR / "kind").glob("seg-*")
+    reader = Pack(tmp_path, [b"context"], "kind")
+    for name, data in entries.items():
+        assert reader.get(reader.key(name), once=True) == data
+    assert _resident_kb(segment) < 512  # its index, and at most a few pages more
+
+
 LISTINGS = ("index.html", "topic.html", "sources.html", "open_questions.html")
 
 
