@@ -1349,7 +1349,7 @@ def test_a_pack_merges_the_segments_of_runs_but_leaves_its_largest_as_it_is(
     assert all(last.get(last.key(str(i))) == b"entry %d" % i for i in range(n))
     runs = [last.get(last.key(f"run {run}")) for run in range(3 * Pack.MAX_SEGMENTS)]
     assert runs[-2:] == [b"run %d" % (len(runs) - 2), b"run %d" % (len(runs) - 1)]
-    assert runs[:-Pack.MAX_SEGMENTS] == [None] * (len(runs) - Pack.MAX_SEGMENTS)  # merged away
+    assert runs[: -Pack.MAX_SEGMENTS] == [None] * (len(runs) - Pack.MAX_SEGMENTS)  # merged away
 
 
 def test_findings_are_reused_on_another_day_only_when_the_date_changes_none(
