@@ -568,8 +568,7 @@ class Renderer:
         if key is None:
             return Listed(None, self.render(template, **values))
         if key not in self.fragments_used and (packed := self.fragments.packed(key)) is not None:
-            self.fragments_used[key] = None  # kept, unread
-            self._keep(self.fragments.parts(key))
+            self._keep((key,))  # kept with its entries, unread
             return Listed(key, None, packed)
         return Listed(key, self._fragment(key, template, values))
 
