@@ -470,7 +470,7 @@ class LiveSite:
                     tmp = path.with_name(f".{path.name}.listing-{os.getpid()}")
                     path.parent.mkdir(parents=True, exist_ok=True)
                     self._write_slowly(tmp, data)
-                    staged[rel] = tmp, file_digest(data)
+                    staged[rel] = tmp, plan.digests.get(rel) or file_digest(data)
             with self.write_lock:
                 if generation != self.generation or self.stopping:
                     return
