@@ -312,7 +312,7 @@ def test_a_build_reads_a_page_when_first_used_and_it_acts_as_the_page(
     assert loaded == [first.slug, second.slug]
 
 
-def test_a_claim_file_from_the_cache_unpickles_its_tree_when_first_read(builds: Builds) -> None:
+def test_a_claim_file_from_the_cache_parses_its_tree_when_first_read(builds: Builds) -> None:
     builds.warm()
     gathered = gather(builds.root)
     cached = gathered.claims[0]  # from the claims pack
@@ -321,10 +321,10 @@ def test_a_claim_file_from_the_cache_unpickles_its_tree_when_first_read(builds: 
         path, cached.rel, path.read_bytes(), gathered.registry, gathered.site
     )
     assert fresh is not None
-    assert type(cached.root) is yamltree.PickledNode and cached.root.pickled
+    assert type(cached.root) is yamltree.ParsedLater and cached.root.data == fresh.data
     assert type(fresh.root) is yamltree.Node
     assert cached.at("sections", 1, "body") == fresh.at("sections", 1, "body")
-    assert not cached.root.pickled  # read now, and the same tree
+    assert not cached.root.data  # read now, and the same tree
     assert cached.root == fresh.root and fresh.root == cached.root and cached == fresh
     assert type(pickle.loads(pickle.dumps(cached.root))) is yamltree.Node
 

@@ -52,7 +52,7 @@ from .resolve import (
     resolve_claim,
     unresolved,
 )
-from .yamltree import Node, PickledNode
+from .yamltree import Node, ParsedLater
 
 
 class Summary(NamedTuple):
@@ -248,24 +248,23 @@ def unlocated(file: ClaimFile) -> ClaimFile:
 
 
 def _packed_entry(claim: ClaimFile, page: Page | None) -> bytes:
-    """A claim's validated file and page as the claims pack keeps them: both without the
-    file's YAML tree and bytes, which follow in a second pickle, so that a build loads its
-    pages without unpickling what it would drop (`_unpacked`); the tree pickled on its own
-    in it, to be unpickled only when read (`PickledNode`)."""
+    """A claim's validated file and page as the claims pack keeps them: both pickled without
+    the file's YAML tree and bytes, then the bytes, so that a build loads its pages without
+    reading what it would drop (`_unpacked`). The tree is parsed again from the bytes when
+    read (`ParsedLater`)."""
     light = unlocated(claim)
     head = (light, replace(page, file=light) if page is not None else None)
-    tree = pickle.dumps(claim.root, protocol=5)
-    return pickle.dumps(head, protocol=5) + pickle.dumps((tree, claim.data), protocol=5)
+    return pickle.dumps(head, protocol=5) + claim.data
 
 
 def _unpacked(blob: bytes, *, locate: bool) -> tuple[ClaimFile, Page | None]:
-    """A claims pack entry (`_packed_entry`), with the YAML tree (unpickled when first
-    read) and bytes when `locate`."""
+    """A claims pack entry (`_packed_entry`), with the file's bytes and YAML tree (parsed
+    when first read) when `locate`."""
     stream = io.BytesIO(blob)
     claim, page = pickle.load(stream)
     if locate:
-        tree, data = pickle.load(stream)
-        claim = replace(claim, root=PickledNode(tree), data=data)
+        data = stream.read()
+        claim = replace(claim, root=ParsedLater(data), data=data)
         page = replace(page, file=claim) if page is not None else None
     return claim, page
 
