@@ -114,8 +114,11 @@ def check_fixture(claim: Path, project: Path, request: pytest.FixtureRequest) ->
 
 @pytest.fixture
 def rendered(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The templates every `Renderer` renders from now on, in order."""
+    """The templates every `Renderer` renders from now on, in order: all in this process
+    (one core), where a forked process's renders would not be counted."""
     from claimpress.render import Renderer
+
+    monkeypatch.setenv("CLAIMPRESS_JOBS", "1")
 
     names: list[str] = []
     render = Renderer.render

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
+import time
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -47,3 +52,48 @@ def test_a_failure_in_a_worker_is_raised_again_from_this_process(
     assert raised.value.__cause__ is None  # not the worker's copy (a RemoteTraceback cause)
     assert raised.traceback[-1].name == "_fails_at_five"
     assert parallel.fork_map(_fails_at_five, list(range(5))) == list(range(5))
+
+
+def test_work_forked_beside_this_process_comes_back_at_the_call(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CLAIMPRESS_JOBS", "2")
+    here = os.getpid()
+    with parallel.forked(lambda: (os.getpid(), *_handlers(1)[1:])) as result:
+        pid, sigint, sigterm = result()
+    assert pid != here and (sigint, sigterm) == (signal.SIG_IGN, signal.SIG_DFL)
+
+    # its failure is raised here, from this process, as fork_map's are
+    with (
+        parallel.forked(lambda: _fails_at_five(5)) as made,
+        pytest.raises(ValueError, match="item 5") as raised,
+    ):
+        made()
+    assert raised.traceback[-1].name == "_fails_at_five"
+
+    # left without the call: stopped, not left running
+    started = tmp_path / "started"
+
+    def forever() -> None:
+        started.touch()
+        time.sleep(60)
+
+    with parallel.forked(forever):
+        while not started.exists():
+            time.sleep(0.01)
+    assert not any(p.ppid == here for p in _children())
+
+    # on one core: run at the call, in this process
+    monkeypatch.setenv("CLAIMPRESS_JOBS", "1")
+    with parallel.forked(os.getpid) as result:
+        assert result() == here
+
+
+def _children() -> list[Any]:
+    """This machine's processes (pid, ppid), as /proc lists them."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields_ = stat.read_text().rsplit(")", 1)[1].split()
+            found.append(SimpleNamespace(pid=int(stat.parent.name), ppid=int(fields_[1])))
+    return found

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import pickle
 import signal
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -80,6 +81,49 @@ def fork_map(func: Callable[[T], R], items: Sequence[T]) -> list[R]:
     finally:
         _JOB = None
     return [result for part in parts for result in part]
+
+
+@contextmanager
+def forked(func: Callable[[], R]) -> Iterator[Callable[[], R]]:
+    """Start `func()` in a forked process, to run beside this one's own work until the call
+    given is made, which returns its result (pickled back). With one core, or no fork,
+    `func` runs at that call instead. When the process fails, `func` runs again at that
+    call, so that the error raised is the real one, with its traceback. Leaving the block
+    without making the call stops the process."""
+    if cores() < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        yield func
+        return
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the forked process: leaves only through `os._exit`
+        status = 1
+        try:
+            os.close(read)
+            _worker()
+            data = pickle.dumps(func(), protocol=5)
+            with open(write, "wb") as pipe:
+                pipe.write(data)
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write)
+    running = True
+
+    def result() -> R:
+        nonlocal running
+        with open(read, "rb") as pipe:
+            data = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        running = False
+        return pickle.loads(data) if status == 0 else func()
+
+    try:
+        yield result
+    finally:
+        if running:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            os.close(read)
 
 
 @contextmanager
