@@ -138,6 +138,9 @@ class FragmentTable(Mapping[FragmentKey, Fragment]):
     def __len__(self) -> int:
         return len(self.at.keys() | self.newer.keys())
 
+    def __bool__(self) -> bool:  # (without the set `__len__` makes)
+        return bool(self.at or self.newer)
+
     def encode(self, fragments: Mapping[FragmentKey, Fragment | None]) -> bytes:
         """A blob of `fragments` (None: as this table has it, its record copied unread)."""
         records, joined = [], array.array(_JOINED)

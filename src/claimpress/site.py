@@ -363,9 +363,11 @@ def plan_listings(
 
     # The sources index (half of the listings' time for an edit at 10,000 claims: 57,000
     # sources grouped, 1,100 pages keyed by them) is made in a forked process beside the
-    # rest, on the core a build otherwise leaves idle here. Not for `serve`, which makes its
-    # listings in a thread of its own, nor for a few claims.
-    fork = not renderer.live and len(pages) >= parallel.MIN_ITEMS
+    # rest, on the core a rebuild otherwise leaves idle here. Not for a build from nothing
+    # (no fragments kept yet), which keeps both cores busy already (the search index is
+    # made ahead) and whose fork would copy hundreds of megabytes of the process; nor for
+    # `serve`, which makes its listings in a thread of its own; nor for a few claims.
+    fork = not renderer.live and bool(renderer.fragments) and len(pages) >= parallel.MIN_ITEMS
     with forked(sources) if fork else nullcontext(sources) as sources_made:
         listed(plan, "", pages, partial(renderer.index_html, drafts=drafts), "the index page")
         listed(
