@@ -203,6 +203,7 @@ def plan_site(
         return pickle.dumps((packed, tuple(file_digest(data) for data in files)), protocol=5)
 
     identities = [identity(page) for page in pages]
+    renderer.page_keys = {id(p): (p, i) for p, i in zip(pages, identities, strict=True)}
     keys = [pack.key(i) for i in identities]
     missing = [i for i, k in enumerate(keys) if not pack.has(k)]
     # Pages the previous build did not list are listed anew too: loaded here once, before
@@ -210,33 +211,37 @@ def plan_site(
     listed_key = listed.key("identities")
     blob = listed.get(listed_key)
     known: set[str] = pickle.loads(blob) if blob is not None else set()
-    fresh = [loaded(pages[i]) for i in missing if identities[i] not in known]
-    if fresh:
-        gc.freeze()  # out of the collector's sight, which would copy them into every worker
-    for i, made in zip(missing, fork_map(render, [pages[i] for i in missing]), strict=True):
-        pack.put(keys[i], made)
-    pack.save()  # the new entries are read back from the pack's map, not kept twice
-    for page, k in zip(pages, keys, strict=True):
-        blob = pack.get(k, once=True)
-        if blob is None:  # an entry whose signature is not ours: replaced
-            blob = render(page)
-            pack.put(k, blob)
-        packed, digests = pickle.loads(blob)
-        # Served from memory by `serve`; else unpacked only when written (or listed).
-        files = [bytes(Packed(p)) if live else Packed(p) for p in packed]
-        renderer.known_json[id(page)] = (page, files[2])
-        owner = project.show(page.facts.rel)
-        for rel, data, digest in zip(claim_paths(page.slug), files, digests, strict=True):
-            plan.add(rel, data, owner)
-            plan.digests[rel] = digest
-    pack.save()
-    if rendered is not None:
-        rendered(plan, pages)
-    renderer.page_keys = {id(p): (p, i) for p, i in zip(pages, identities, strict=True)}
     if known != (listed_now := set(identities)):
         listed.put(listed_key, pickle.dumps(listed_now, protocol=5))
-    with kept_fragments(renderer, listed, plan) as digests:
-        plan_listings(plan, renderer, project, pages, drafts=drafts, known=digests)
+    with (
+        kept_fragments(renderer, listed, plan) as was_listed,
+        sources_index(renderer, project, pages, drafts=drafts, known=was_listed) as sources,
+    ):
+        fresh = [loaded(pages[i]) for i in missing if identities[i] not in known]
+        if fresh:
+            gc.freeze()  # out of the collector's sight, which would copy them into every worker
+        for i, made in zip(missing, fork_map(render, [pages[i] for i in missing]), strict=True):
+            pack.put(keys[i], made)
+        pack.save()  # the new entries are read back from the pack's map, not kept twice
+        for page, k in zip(pages, keys, strict=True):
+            blob = pack.get(k, once=True)
+            if blob is None:  # an entry whose signature is not ours: replaced
+                blob = render(page)
+                pack.put(k, blob)
+            packed, digests = pickle.loads(blob)
+            # Served from memory by `serve`; else unpacked only when written (or listed).
+            files = [bytes(Packed(p)) if live else Packed(p) for p in packed]
+            renderer.known_json[id(page)] = (page, files[2])
+            owner = project.show(page.facts.rel)
+            for rel, data, digest in zip(claim_paths(page.slug), files, digests, strict=True):
+                plan.add(rel, data, owner)
+                plan.digests[rel] = digest
+        pack.save()
+        if rendered is not None:
+            rendered(plan, pages)
+        plan_listings(
+            plan, renderer, project, pages, drafts=drafts, known=was_listed, sources=sources
+        )
         if live:
             plan.fragments = renderer.used_fragments()
     for rel, path in static_files(project.root):
@@ -314,6 +319,67 @@ def read_about(path: Path, root: Path) -> str:
     return text
 
 
+SourcesIndex = tuple["Plan", list[tuple[FragmentKey, Fragment | None]]]
+"""The sources index's pages, and the fragments they used (`sources_index`)."""
+
+
+@contextmanager
+def sources_index(
+    renderer: Renderer,
+    project: Project,
+    pages: list[Page],
+    *,
+    drafts: bool,
+    known: Mapping[FragmentKey, str] = {},
+) -> Iterator[Callable[[], SourcesIndex]]:
+    """The pages of the sources index, made from now on, for `plan_listings` (the call
+    given returns them): in a build with the fragments of an earlier one, in a forked
+    process, on the core a rebuild otherwise leaves idle while it reads the rendered claims
+    and makes the other listings (the sources index, 57,000 sources grouped and 1,100 pages
+    keyed by the pages citing them at 10,000 claims, was half of the listings' time for an
+    edit). Else at that call, in this process: a build from nothing keeps both cores busy
+    already (the search index is made ahead) and its fork would copy hundreds of megabytes
+    of the process; `serve` makes its listings in a thread of its own; a few claims are
+    quicker made than forked."""
+
+    def make() -> SourcesIndex:
+        part, before = Plan(), len(renderer.fragments_used)
+        entries = listing.source_index(renderer.paced(pages))
+        page = partial(renderer.sources_html, drafts=drafts)
+        _listed(part, renderer, project, known, "sources/", entries, page, "the sources index")
+        return part, list(itertools.islice(renderer.fragments_used.items(), before, None))
+
+    fork = not renderer.live and bool(renderer.fragments) and len(pages) >= parallel.MIN_ITEMS
+    with forked(make) if fork else nullcontext(make) as made:
+        yield made
+
+
+def _listed(
+    into: Plan,
+    renderer: Renderer,
+    project: Project,
+    known: Mapping[FragmentKey, str],
+    base: str,
+    items: Sequence[T],
+    page: Callable[[Sequence[T], Pager], Listed],
+    what: str,
+) -> None:
+    """The pages of one listing (`page` makes each), planned in `into`: each reused whole
+    whose digest is `known` unread (`plan_listings`)."""
+    for pager, chunk in listing.paged(base, items, project.site.page_size):
+        rel, made = f"{pager.here}index.html", page(chunk, pager)
+        digest = known.get(made.key) if made.key is not None else None
+        if made.packed is not None and digest is not None and not renderer.live:
+            into.add(rel, Packed(made.packed), what)  # as the last build wrote it
+        else:
+            data = bytes(made)
+            into.add(rel, data, what)
+            digest = file_digest(data)
+        into.digests[rel] = digest
+        if made.key is not None:
+            into.listed[made.key] = digest
+
+
 def plan_listings(
     plan: Plan,
     renderer: Renderer,
@@ -322,73 +388,42 @@ def plan_listings(
     *,
     drafts: bool,
     known: Mapping[FragmentKey, str] = {},
+    sources: Callable[[], SourcesIndex] | None = None,
 ) -> None:
     """The reader's pages beyond the claims (front page, open questions, topics, sources,
     about, search, 404) and the machine-readable files (feed, sitemap, robots.txt,
     claims.json): every file outside `claims/` and `static/`. A listing page reused whole
-    whose digest is `known` (`Plan.listed` of the build before) is planned unread."""
+    whose digest is `known` (`Plan.listed` of the build before) is planned unread. The
+    sources index comes from `sources` when given (`sources_index`)."""
 
     def listed(
-        into: Plan,
-        base: str,
-        items: Sequence[T],
-        page: Callable[[Sequence[T], Pager], Listed],
-        what: str,
+        base: str, items: Sequence[T], page: Callable[[Sequence[T], Pager], Listed], what: str
     ) -> None:
-        for pager, chunk in listing.paged(base, items, project.site.page_size):
-            rel, made = f"{pager.here}index.html", page(chunk, pager)
-            digest = known.get(made.key) if made.key is not None else None
-            if made.packed is not None and digest is not None and not renderer.live:
-                into.add(rel, Packed(made.packed), what)  # as the last build wrote it
-            else:
-                data = bytes(made)
-                into.add(rel, data, what)
-                digest = file_digest(data)
-            into.digests[rel] = digest
-            if made.key is not None:
-                into.listed[made.key] = digest
+        _listed(plan, renderer, project, known, base, items, page, what)
 
-    def sources() -> tuple[Plan, list[tuple[FragmentKey, Fragment | None]]]:
-        """The sources index's pages, and the fragments they used (as `fragments_used` adds
-        them: kept unread or made)."""
-        part, before = Plan(), len(renderer.fragments_used)
+    listed("", pages, partial(renderer.index_html, drafts=drafts), "the index page")
+    listed(
+        "open-questions/",
+        open_questions(renderer.paced(pages)),
+        partial(renderer.open_questions_html, drafts=drafts),
+        "the open-questions page",
+    )
+    all_topics = listing.topics(renderer.paced(pages))
+    plan.add("topics/index.html", renderer.topics_html(all_topics, drafts=drafts), "the topics")
+    for topic in all_topics:
         listed(
-            part,
-            "sources/",
-            listing.source_index(renderer.paced(pages)),
-            partial(renderer.sources_html, drafts=drafts),
-            "the sources index",
+            f"topics/{topic.slug}/",
+            topic.pages,
+            partial(renderer.topic_html, topic, drafts=drafts),
+            f"topic {topic.name!r}",
         )
-        return part, list(itertools.islice(renderer.fragments_used.items(), before, None))
-
-    # The sources index (half of the listings' time for an edit at 10,000 claims: 57,000
-    # sources grouped, 1,100 pages keyed by them) is made in a forked process beside the
-    # rest, on the core a rebuild otherwise leaves idle here. Not for a build from nothing
-    # (no fragments kept yet), which keeps both cores busy already (the search index is
-    # made ahead) and whose fork would copy hundreds of megabytes of the process; nor for
-    # `serve`, which makes its listings in a thread of its own; nor for a few claims.
-    fork = not renderer.live and bool(renderer.fragments) and len(pages) >= parallel.MIN_ITEMS
-    with forked(sources) if fork else nullcontext(sources) as sources_made:
-        listed(plan, "", pages, partial(renderer.index_html, drafts=drafts), "the index page")
-        listed(
-            plan,
-            "open-questions/",
-            open_questions(renderer.paced(pages)),
-            partial(renderer.open_questions_html, drafts=drafts),
-            "the open-questions page",
-        )
-        all_topics = listing.topics(renderer.paced(pages))
-        plan.add("topics/index.html", renderer.topics_html(all_topics, drafts=drafts), "the topics")
-        for topic in all_topics:
-            listed(
-                plan,
-                f"topics/{topic.slug}/",
-                topic.pages,
-                partial(renderer.topic_html, topic, drafts=drafts),
-                f"topic {topic.name!r}",
-            )
-        _plan_others(plan, renderer, project, pages, drafts=drafts)
-        part, used = sources_made()
+    _plan_others(plan, renderer, project, pages, drafts=drafts)
+    with (
+        sources_index(renderer, project, pages, drafts=drafts, known=known)
+        if sources is None
+        else nullcontext(sources)
+    ) as made:
+        part, used = made()
     for rel, data in [*part.files.items(), *part.packed.items()]:
         plan.add(rel, data, part.owners[rel.casefold()])
     plan.digests.update(part.digests)
