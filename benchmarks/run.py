@@ -19,6 +19,7 @@ the table's N says what was measured.
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import platform
 import shutil
@@ -53,6 +54,14 @@ def ensure_venv() -> None:
     pip = [str(BIN / "python"), "-m", "pip", "install", "-q"]
     subprocess.run([*pip, "-e", str(REPO), *PACKAGES], check=True)
     stamp.touch()
+
+
+def compile_claimpress() -> None:
+    """Compile claimpress's modules, as pip does for an installed package: an editable
+    install has no bytecode until an import writes it, which PYTHONDONTWRITEBYTECODE (set
+    in some shells and CI) prevents, and every timed run would compile the source again
+    (0.15 s of each start, measured)."""
+    compileall.compile_dir(REPO / "src" / "claimpress", quiet=1)
 
 
 def prepare(n: int) -> Path:
@@ -384,6 +393,7 @@ def main() -> None:
     args = parser.parse_args()
     limits = {k: int(v) for k, v in (item.split("=") for item in args.limit)}
     ensure_venv()
+    compile_claimpress()
     empty_trash()
     try:
         measure_all(args, limits)
