@@ -65,9 +65,9 @@ class ParsedLater(Node):
     """The root of a claim file's tree, parsed from the file's bytes when first read (a claim
     file loaded from the cache, as `review`, `approve` and `serve` load them, which locate
     few of its fields if any): keeping every claim's tree in the cache cost a build from
-    nothing a quarter of a millisecond per claim to pickle, and a quarter of the cache's
-    size. Only for bytes that parsed without a problem (a claim file that validated), whose
-    tree parsing them again gives. Read, it holds what the root node does."""
+    nothing about 0.2 ms per claim to pickle, and a quarter of the claims pack. Only for
+    bytes that parsed without a problem (a claim file that validated), whose tree parsing
+    them again gives. Read, it holds what the root node does."""
 
     __slots__ = ("data",)
 
