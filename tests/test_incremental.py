@@ -1167,6 +1167,27 @@ def test_a_rebuild_plans_the_listing_pages_it_reuses_whole_unread(builds: Builds
     assert b"New." in builds.same()["claims.json"]
 
 
+def test_a_rebuild_makes_its_sources_index_in_a_forked_process(builds: Builds) -> None:
+    """Beside the rest of its planning, on the second core; a build from nothing (no
+    fragments kept: its other core is busy with the search index) and `serve` do not."""
+    forks: list[int] = []
+    forked = parallel.forked
+
+    def counted(func: Any) -> Any:
+        forks.append(os.getpid())
+        return forked(func)
+
+    builds.monkeypatch.setattr(site, "forked", counted)
+    builds.warm()  # from nothing
+    assert forks == []
+    claim = sorted((builds.root / "claims").iterdir())[0]
+    claim.write_text(claim.read_text().replace("summary: >-\n", "summary: >-\n  New.\n"))
+    builds.same()  # (its build without a cache, from nothing, does not fork either)
+    assert forks == [os.getpid()]
+    site.plan_site(gather(builds.root), live=True)
+    assert forks == [os.getpid()]
+
+
 def test_check_finds_what_a_build_finds_and_keeps_the_cached_pages(builds: Builds) -> None:
     root = builds.root
     claims = sorted((root / "claims").iterdir())
