@@ -366,11 +366,18 @@ def _site_folder(root: Path) -> Iterator[tuple[Path, Path | None]]:
                 os.close(held)
                 held = None
     if held is not None:
-        try:
-            for leftover in folder.glob(".search-*"):  # of a `serve` killed outright
+
+        def drop_leftovers() -> None:
+            """The search index runs' scratch folders: of a `serve` killed outright, or of
+            the run this one stopped as it closed, whose thread may not get to delete it."""
+            for leftover in folder.glob(".search-*"):
                 shutil.rmtree(leftover, ignore_errors=True)
+
+        try:
+            drop_leftovers()
             yield folder / "site", folder / "spare"
         finally:
+            drop_leftovers()
             os.close(held)
         return
     temporary = Path(tempfile.mkdtemp(prefix="claimpress-serve-"))
