@@ -99,7 +99,11 @@ def test_a_write_failing_anywhere_leaves_the_previous_build(
     total = count[0]
     assert total > 10
     failed = 0
-    for fail_at in sorted({1, 2, 3, total // 4, total // 2, total - 2, total - 1, total}):
+    # Every third write and the last ones: which write is which moves a little from build
+    # to build (the search index's pages are written by a process of its own, ahead, or by
+    # the build, as they race), so a handful of fixed places could all land on writes whose
+    # failure a build gets past.
+    for fail_at in sorted({*range(1, total, 3), total - 2, total - 1, total}):
         out = tmp_path / f"out-{fail_at}"
         shutil.copytree(pristine, out, symlinks=True)
         try:
