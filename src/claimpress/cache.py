@@ -148,7 +148,7 @@ class Pack:
     or rewrites every used entry into a single segment once the unused ones outweigh them.
     When segments pile up, it merges all but the one holding the most of what was used,
     which a warm run leaves as it is (at 10,000 claims the `claims` pack is one segment of
-    340 MB, and each edit adds one of a few kilobytes). A segment whose index signature is
+    250 MB, and each edit adds one of a few kilobytes). A segment whose index signature is
     wrong is ignored whole; an entry whose own signature is wrong is a miss. Without a key
     (CLAIMPRESS_NO_CACHE, or nowhere to keep one) nothing is read or written, but `put`
     entries stay readable.
@@ -231,7 +231,7 @@ class Pack:
         """The entry stored under `key`, if there is one and its signature is ours. An entry
         read `once` is let go of: its part of the segment file leaves this process's memory
         (the file system keeps it cached), where a build reading every entry of a pack once
-        would otherwise hold the whole file (350 MB of pages at 10,000 claims)."""
+        would otherwise hold the whole file (250 MB of pages at 10,000 claims)."""
         self.used.add(key)
         if key in self.new:
             return self.new[key]
