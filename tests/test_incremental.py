@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import importlib.util
 import json
 import os
@@ -1013,7 +1014,7 @@ search._pagefind = lambda: ["sh", "-c", 'sleep 1; exec "$@"', "-", *pagefind]
 ahead = search.Ahead(Path(sys.argv[1]))
 page = b"<html lang=en><body><main>a claim</main></body></html>"
 pages = {f"claim-{i}": lambda: lz4.block.compress(page) for i in range(12)}
-ahead.start(pages, {search.page_path(s): s for s in pages}, [])
+ahead.start(pages, {s: s for s in pages}, [])
 print(ahead.process.pid, len(ahead.shards), flush=True)
 os._exit(0)  # no clean-up, as under kill -9
 """
@@ -1470,3 +1471,74 @@ def test_a_registry_edit_gathers_again_only_the_claims_that_read_what_changed(
     figures.write_text(figures.read_text() + "a_fig:\n  value: 61234567\n  source: shared-0\n")
     assert gathered_again() == [claims[2].name]
     assert "it matches figure `a_fig`" in str(gather(root).problems)
+
+
+def test_a_theme_edit_outside_what_the_search_index_reads_indexes_no_shard_again(
+    builds: Builds,
+) -> None:
+    """The shards are keyed by what Pagefind reads of their pages: an edit of the claim
+    template outside the `data-pagefind-body` element renders every page again and indexes
+    nothing again, and the index is the one a build from nothing makes; an edit inside it
+    indexes every shard again."""
+    builds.same()
+    (builds.root / "templates").mkdir()
+    theme = (REPO / "templates" / "claim.html").read_text()
+    template = builds.root / "templates" / "claim.html"
+    template.write_text(theme.replace("</article>", "</article><p>After the article.</p>", 1))
+    before = _inodes(builds.root / "build")
+    outside = builds.same()
+    after = _inodes(builds.root / "build")
+    page = f"claims/{sorted((builds.root / 'claims').iterdir())[0].stem}/index.html"
+    assert b"After the article." in outside[page] and before[page] != after[page]
+    index = [rel for rel in after if rel.startswith("pagefind/") and "shards.json" not in rel]
+    assert len({rel.split("/")[1] for rel in index}) == 4  # shards
+    assert all(before.get(rel) == after[rel] for rel in index)
+    template.write_text(theme.replace("<h1>", "<h1>Asked: ", 1))
+    builds.same()
+    again = _inodes(builds.root / "build")
+    assert not any(again.get(rel) == after[rel] for rel in index if rel.endswith("entry.json"))
+
+PAGE = (
+    b'<!doctype html><html lang="en"><head><title>T</title><link rel=stylesheet href="a.css">'
+    b'</head><body><header><a href="/">Site</a></header><main><article class="claim" '
+    b"data-pagefind-body><h1>Q</h1><p>text</p></article></main><footer>F</footer></body></html>"
+)
+
+
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        (b"a.css", b"b.css"),
+        (b">F<", b">G<"),
+        (b"</html>", b"</html><!-- x -->"),
+        (b"<main>", b'<main class="x">'),
+        (b"<header>", b'<header id="top">'),
+    ],
+)
+def test_an_indexed_key_leaves_out_what_pagefind_does_not_read(old: bytes, new: bytes) -> None:
+    assert old in PAGE
+    assert search.indexed_key(PAGE.replace(old, new, 1)) == search.indexed_key(PAGE)
+
+
+@pytest.mark.parametrize(
+    "old, new, whole",
+    [
+        (b">Q<", b">R<", False),  # the body's text
+        (b'lang="en"', b'lang="fr"', False),  # its language
+        (b"<title>T", b"<title>U", False),  # the title, when the body has no heading
+        (b"<title>T", b"<TITLE>t", False),  # case kept
+        (b"<header>", b"<header><h1>H</h1>", False),  # a heading before the body's
+        (b"<footer>", b'<footer><img src="x.png">', False),  # the result's image
+        (b">F<", b' data-pagefind-meta="x">F<', True),  # meta, filters... outside the body
+        (b"data-pagefind-body", b'title="data-pagefind-body"', True),  # not an attribute
+        (b"data-pagefind-body", b"data-pagefind-bodyx", True),
+        (b"data-pagefind-body", b"data-pagefind-body><i data-pagefind-body", True),  # two
+        (b"</article>", b"", True),  # no end
+    ],
+)
+def test_an_indexed_key_covers_what_pagefind_reads(old: bytes, new: bytes, whole: bool) -> None:
+    """Anything Pagefind could read differently changes the key; where what it reads cannot
+    be told for sure, the key is the whole page's."""
+    page = PAGE.replace(old, new, 1)
+    assert old in PAGE and search.indexed_key(page) != search.indexed_key(PAGE)
+    assert (search.indexed_key(page) == hashlib.sha256(page).hexdigest()) is whole

@@ -243,6 +243,8 @@ class LiveSite:
         """What `out` holds (the search index aside)."""
         self.digests: dict[str, str] = {}
         """The manifest of `out`: the digest of each of `files`."""
+        self.indexed: dict[str, str] = {}
+        """By the digest of a claim's page in `files`: its `search.indexed_key`."""
         self.shown: dict[str, tuple[Any, ...]] = {}
         """By slug: the fingerprint of the claim whose files `out` holds."""
         self.claims: Claims | None = None
@@ -298,6 +300,9 @@ class LiveSite:
                 )
                 self.files = plan.files
                 self.claims, self.pages = Claims.of(project), plan.pages
+                self.indexed = {
+                    self.digests[search.page_path(slug)]: key for slug, key in plan.indexed.items()
+                }
                 self.shown = {page.slug: _fingerprint(page) for page in plan.pages}
                 self.links = Links(self.claims.pages, plan.pages)
                 self.generation += 1
@@ -495,17 +500,21 @@ class LiveSite:
     def _index(self) -> None:
         """Index the site as it is now and swap the new index in."""
         with self.write_lock:
-            generation, digests = self.generation, dict(self.digests)
-            slugs = [page.slug for page in self.pages]
+            generation = self.generation
+            paths = {page.slug: search.page_path(page.slug) for page in self.pages}
+            pages = {slug: (self.digests[path], self.files[path]) for slug, path in paths.items()}
         if self.pending.is_set() or self.stopping:
             return  # more changes are coming: index them all at once
+        known, self.indexed = self.indexed, {}
+        for digest, data in pages.values():
+            self.indexed[digest] = known.get(digest) or search.indexed_key(data)
+        keys = {slug: self.indexed[digest] for slug, (digest, _) in pages.items()}
         fresh = Path(tempfile.mkdtemp(prefix=".search-", dir=self.out.parent))
         try:
             index = self.out / search.SEARCH_DIR
             search.index_site(
                 self.out,
-                slugs,
-                digests,
+                keys,
                 fresh / search.SEARCH_DIR,
                 previous=index,
                 started=self._indexing,

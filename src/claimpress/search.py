@@ -11,7 +11,8 @@ browser merges them (Pagefind's `mergeIndex`). A build re-indexes only the shard
 pages changed and hard-links the others from the previous index. Up to that size a site
 has one shard, written straight into `pagefind/`; an empty shard has no bundle.
 `pagefind/shards.json` lists the bundles (search.js reads it first) and each one's key: a
-hash of its pages."""
+hash of what Pagefind reads of its pages (`indexed_key`), so a theme edit outside the part
+it indexes re-indexes nothing."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import shutil
 import signal
 import subprocess
@@ -70,10 +72,61 @@ def page_path(slug: str) -> str:
     return f"claims/{slug}/index.html"
 
 
+_BODY = b"data-pagefind-body"
+_READ_OUTSIDE = re.compile(
+    rb"<html\b[^>]*>|<title\b.*?(?:</title\s*>|\Z)|<h1\b.*?(?:</h1\s*>|\Z)|<img\b[^>]*>"
+    rb"|<(?:script|link)\b[^>]*_pagefind[^>]*>",
+    re.DOTALL,
+)
+"""In a page in ASCII lower case, outside its `data-pagefind-body` element, all that
+Pagefind reads there: the language, the title and the first heading (the result's title when
+the body has no `h1`), the first image after them, and links to an old index (a warning)."""
+
+
+_OPENED = re.compile(rb"<([a-z][a-z0-9-]*)(?:\s[^>]*)?\s\Z")
+"""A start tag up to one of its attributes."""
+_AFTER_NAME = {b" ", b"\t", b"\n", b"\r", b"\f", b"=", b">", b"/"}
+
+
+def indexed_key(page: bytes) -> str:
+    """A hash of what Pagefind reads of a claim page: its `data-pagefind-body` element whole,
+    and outside it what `_READ_OUTSIDE` finds, in order. The page whole when that cannot be
+    told for sure: no such element or several, a `data-pagefind-` attribute outside it (meta,
+    filters, ignores), or no closing tag of its name after it. Pagefind indexes the
+    element's text, the attributes it is told to and its anchors, and its output is the same
+    for the same of those, so a key that covers more than it reads only re-indexes a shard
+    when it need not.
+
+    The element is taken to end at the last closing tag of its name in the page: past its
+    real end when the same element follows (a footer's `div` after a body `div`), which is
+    more, never less."""
+    low = page.lower()  # (ASCII only: the same length, the same offsets)
+    start = low.find(_BODY)
+    tag = low.rfind(b"<", 0, start) if start >= 0 else -1
+    opened = low[tag:start] if tag >= 0 else b""  # the element's tag, up to the attribute
+    quoted = opened.count(b'"') % 2 or opened.count(b"'") % 2  # in an attribute's value
+    follows = low[start + len(_BODY) : start + len(_BODY) + 1]  # not the end of a longer name
+    name = None if quoted or follows not in _AFTER_NAME else _OPENED.match(opened)
+    close = low.rfind(b"</" + name[1], start) if name else -1
+    end = low.find(b">", close) + 1 if close >= 0 else 0
+    if (
+        not end
+        or low.find(_BODY, start + 1) >= 0
+        or b"data-pagefind" in low[:tag]
+        or b"data-pagefind" in low[end:]
+    ):
+        return hashlib.sha256(page).hexdigest()
+    before = [page[m.start() : m.end()] for m in _READ_OUTSIDE.finditer(low, 0, tag)]
+    after = [page[m.start() : m.end()] for m in _READ_OUTSIDE.finditer(low, end)]
+    digest = hashlib.sha256()
+    for part in (*before, page[tag:end], *after):
+        digest.update(len(part).to_bytes(8, "big") + part)
+    return digest.hexdigest()
+
+
 def index_site(
     folder: Path,
-    slugs: Sequence[str],
-    digests: Mapping[str, str],
+    keys: Mapping[str, str],
     output: Path,
     *,
     previous: Path | None = None,
@@ -81,20 +134,20 @@ def index_site(
     nice: bool = False,
     ahead: Ahead | None = None,
 ) -> None:
-    """Index the claim pages `slugs` of the site in `folder` into `output` (inside a
-    temporary folder that also takes the indexers' scratch folders), reusing the shards
-    of the index at `previous` whose pages are unchanged; `digests` gives each page
-    file's digest. `output` may hold an older index of ours (a spare build folder's): its
+    """Index the claim pages of the site in `folder` into `output` (inside a temporary
+    folder that also takes the indexers' scratch folders), reusing the shards of the index
+    at `previous` whose pages are unchanged (`keys`: by slug, each claim page's
+    `indexed_key`). `output` may hold an older index of ours (a spare build folder's): its
     shards that are still right and untouched since are kept in place, and everything
     else in it goes. `started` is told each indexer that runs (`stop` ends it). `nice`
     indexers run at a lower priority than this process (`serve`, which applies edits
     meanwhile). The shards `ahead` has started are left to it, and moved into place
     when it is done with them (indexed here if it failed)."""
-    bundles = _bundles(slugs, digests)
+    bundles = _bundles(keys)
     names = [name for name, _, _ in bundles]
-    keys = [key for _, key, _ in bundles]
+    shard_keys = [key for _, key, _ in bundles]
     before = _shards(previous) if previous is not None else {}
-    held = _held(output, dict(zip(names, keys, strict=True)))
+    held = _held(output, dict(zip(names, shard_keys, strict=True)))
     output.mkdir(exist_ok=True)
     theirs = ahead.theirs() if ahead is not None else set()
     todo, later = [], []
@@ -113,21 +166,22 @@ def index_site(
         _run_all(folder, todo, output.parent, started, nice)
     (output / SHARDS_FILE).unlink(missing_ok=True)  # the older index's, if it was kept
     (output / SHARDS_FILE).write_text(
-        json.dumps({"bundles": names, "keys": keys}, indent=1) + "\n", "utf-8"
+        json.dumps({"bundles": names, "keys": shard_keys}, indent=1) + "\n", "utf-8"
     )
 
 
-def _bundles(slugs: Sequence[str], digests: Mapping[str, str]) -> list[tuple[str, str, list[str]]]:
-    """Each bundle of the index of the claim pages `slugs` (whose files have `digests`):
-    its name, its key (a hash of its pages and Pagefind's version) and its claims."""
-    split = shards(sorted(slugs))
+def _bundles(keys: Mapping[str, str]) -> list[tuple[str, str, list[str]]]:
+    """Each bundle of the index of the claim pages `keys` names (by slug, each page's
+    `indexed_key`): its name, its key (a hash of Pagefind's version and its pages' keys)
+    and its claims."""
+    split = shards(sorted(keys))
     named = [("" if len(split) == 1 else f"{i:02}/", part) for i, part in enumerate(split) if part]
     pagefind = version("pagefind")
     return [
         (
             name,
             hashlib.sha256(
-                json.dumps([pagefind, [[s, digests[page_path(s)]] for s in part]]).encode()
+                json.dumps([pagefind, [[s, keys[s]] for s in part]]).encode()
             ).hexdigest(),
             part,
         )
@@ -179,17 +233,17 @@ class Ahead:
     def start(
         self,
         pages: Mapping[str, Callable[[], bytes | str]],
-        digests: Mapping[str, str],
+        keys: Mapping[str, str],
         skip: Sequence[Path],
     ) -> None:
-        """Start indexing in the background the shards of the claim pages `pages` (their
-        `digests`) that no index at `skip` holds with the same key. Each slug's page is
-        given LZ4-compressed (`lz4.block`, with its size), or as the path of an identical
-        file to hard-link."""
+        """Start indexing in the background the shards of the claim pages `pages` (by slug;
+        `keys` has their `indexed_key`) that no index at `skip` holds with the same key. Each
+        slug's page is given LZ4-compressed (`lz4.block`, with its size), or as the path of an
+        identical file to hard-link."""
         held = [_shards(index) for index in skip]
         wanted = [
             (name, key, part)
-            for name, key, part in _bundles(list(pages), digests)
+            for name, key, part in _bundles(keys)
             if not any(h.get(name) == key for h in held)
         ]
         if not wanted:

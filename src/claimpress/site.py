@@ -115,6 +115,8 @@ class Plan:
         """For `serve` (a `live` plan) only: the listing fragments (`Renderer.fragment`)."""
         self.digests: dict[str, str] = {}
         """The digests (`file_digest`) of the planned files whose digest is known already."""
+        self.indexed: dict[str, str] = {}
+        """By slug: what the search index reads of the claim's page (`search.indexed_key`)."""
         self.listed: dict[FragmentKey, str] = {}
         """The digest of each listing page, by its fragment key (`Renderer._listing`): what
         the next build knows the pages it reuses whole by, unread."""
@@ -196,11 +198,12 @@ def plan_site(
 
     def render(page: Page) -> bytes:
         """A claim's files, each compressed (`Packed`: a quarter of the size to keep in
-        memory, on disk and in the map), and their digests (which the writer need not work
-        out again)."""
+        memory, on disk and in the map), their digests (which the writer need not work out
+        again) and the key of what the search index reads of its page."""
         files = claim_outputs(renderer, detached(page))
         packed = tuple(lz4.block.compress(data) for data in files)
-        return pickle.dumps((packed, tuple(file_digest(data) for data in files)), protocol=5)
+        digests = tuple(file_digest(data) for data in files)
+        return pickle.dumps((packed, digests, search.indexed_key(files[0])), protocol=5)
 
     identities = [identity(page) for page in pages]
     renderer.page_keys = {id(p): (p, i) for p, i in zip(pages, identities, strict=True)}
@@ -228,7 +231,7 @@ def plan_site(
             if blob is None:  # an entry whose signature is not ours: replaced
                 blob = render(page)
                 pack.put(k, blob)
-            packed, digests = pickle.loads(blob)
+            packed, digests, plan.indexed[page.slug] = pickle.loads(blob)
             # Served from memory by `serve`; else unpacked only when written (or listed).
             files = [bytes(Packed(p)) if live else Packed(p) for p in packed]
             renderer.known_json[id(page)] = (page, files[2])
@@ -836,18 +839,15 @@ def _write_locked(
 
 def build_search_index(
     folder: Path,
-    digests: dict[str, str],
-    slugs: list[str],
+    keys: dict[str, str],
     previous: Path,
     ahead: search.Ahead | None = None,
 ) -> None:
-    """The search index of the claims `slugs` of the site written in `folder` (whose
-    files have `digests`), reusing what it can of the index of the previous build and
-    what was indexed `ahead`; a failure fails the build."""
+    """The search index of the claims of the site written in `folder` (`keys`: by slug,
+    what the index reads of each one's page), reusing what it can of the index of the
+    previous build and what was indexed `ahead`; a failure fails the build."""
     try:
-        search.index_site(
-            folder, slugs, digests, folder / search.SEARCH_DIR, previous=previous, ahead=ahead
-        )
+        search.index_site(folder, keys, folder / search.SEARCH_DIR, previous=previous, ahead=ahead)
     except search.SearchError as exc:
         raise OutputError(str(exc)) from None
 
@@ -923,7 +923,7 @@ def _build_locked(
 
         ahead.start(
             {p.slug: partial(page, claim_paths(p.slug)[0]) for p in pages},
-            plan.digests,
+            plan.indexed,
             [index / search.SEARCH_DIR for index in (target, spare) if index is not None],
         )
 
@@ -933,10 +933,9 @@ def _build_locked(
                 project.without_locations(), drafts=drafts, live=live, rendered=index_ahead
             )
             gc.freeze()  # the pages loaded since `Project.pages`: as they were, never collected
-        slugs = [page.slug for page in plan.pages]
 
-        def before_swap(folder: Path, digests: dict[str, str]) -> None:
-            build_search_index(folder, digests, slugs, target / search.SEARCH_DIR, ahead)
+        def before_swap(folder: Path, _digests: dict[str, str]) -> None:
+            build_search_index(folder, plan.indexed, target / search.SEARCH_DIR, ahead)
             ahead.close()
             if record is not None:
                 record_inputs(folder, plan, inputs, record)
