@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import importlib.util
 import json
 import os
@@ -1541,4 +1540,34 @@ def test_an_indexed_key_covers_what_pagefind_reads(old: bytes, new: bytes, whole
     be told for sure, the key is the whole page's."""
     page = PAGE.replace(old, new, 1)
     assert old in PAGE and search.indexed_key(page) != search.indexed_key(PAGE)
-    assert (search.indexed_key(page) == hashlib.sha256(page).hexdigest()) is whole
+    assert (search.indexed_part(page) == page) is whole
+
+
+def test_pagefind_indexes_a_page_and_what_an_indexed_key_covers_of_it_alike(
+    builds: Builds,
+) -> None:
+    """The claim pages of the default theme, and pages with a heading, an image or a title
+    outside the indexed element only: Pagefind's bundle of the pages and its bundle of
+    their `indexed_part` are the same, file for file."""
+    builds.same()
+    site = builds.root / "build"
+    pages = {path.relative_to(site): path.read_bytes() for path in site.glob("claims/*/index.html")}
+    for i, (old, new) in enumerate(
+        [
+            (b"<header>", b"<header><h1>Before</h1><img src=before.png alt=B>"),
+            (b"<h1>Q</h1>", b"<h2>Q</h2>"),  # titled by <title>
+            (b"<footer>", b'<footer><h1>After</h1><img src="after.png">'),
+        ]
+    ):
+        pages[Path(f"more/{i}/index.html")] = PAGE.replace(old, new, 1)
+    bundles = []
+    for name, part in (("pages", lambda page: page), ("parts", search.indexed_part)):
+        for rel, page in pages.items():
+            (builds.scratch / name / rel).parent.mkdir(parents=True, exist_ok=True)
+            (builds.scratch / name / rel).write_bytes(part(page))
+        out = builds.scratch / f"{name}-index"
+        command = search._command(search._pagefind(), builds.scratch / name, out)
+        subprocess.run(command, check=True, capture_output=True)
+        bundles.append(tree(out))
+    assert len(bundles[0]) > 10 and bundles[0] == bundles[1]
+    assert any(search.indexed_part(page) != page for page in pages.values())

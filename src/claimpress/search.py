@@ -89,13 +89,17 @@ _AFTER_NAME = {b" ", b"\t", b"\n", b"\r", b"\f", b"=", b">", b"/"}
 
 
 def indexed_key(page: bytes) -> str:
-    """A hash of what Pagefind reads of a claim page: its `data-pagefind-body` element whole,
-    and outside it what `_READ_OUTSIDE` finds, in order. The page whole when that cannot be
-    told for sure: no such element or several, a `data-pagefind-` attribute outside it (meta,
-    filters, ignores), or no closing tag of its name after it. Pagefind indexes the
-    element's text, the attributes it is told to and its anchors, and its output is the same
-    for the same of those, so a key that covers more than it reads only re-indexes a shard
-    when it need not.
+    """A hash of what Pagefind reads of a claim page (`indexed_part`)."""
+    return hashlib.sha256(indexed_part(page)).hexdigest()
+
+
+def indexed_part(page: bytes) -> bytes:
+    """What Pagefind reads of a page: its `data-pagefind-body` element whole, and outside it
+    what `_READ_OUTSIDE` finds, in order. The page whole when that cannot be told for sure:
+    no such element or several, a `data-pagefind-` attribute outside it (meta, filters,
+    ignores), or no closing tag of its name after it. Pagefind makes the same index of a
+    page and of this part of it (a test checks), so pages with the same part have the same
+    index; keeping more than Pagefind reads only re-indexes a shard when it need not.
 
     The element is taken to end at the last closing tag of its name in the page: past its
     real end when the same element follows (a footer's `div` after a body `div`), which is
@@ -115,13 +119,10 @@ def indexed_key(page: bytes) -> str:
         or b"data-pagefind" in low[:tag]
         or b"data-pagefind" in low[end:]
     ):
-        return hashlib.sha256(page).hexdigest()
+        return page
     before = [page[m.start() : m.end()] for m in _READ_OUTSIDE.finditer(low, 0, tag)]
     after = [page[m.start() : m.end()] for m in _READ_OUTSIDE.finditer(low, end)]
-    digest = hashlib.sha256()
-    for part in (*before, page[tag:end], *after):
-        digest.update(len(part).to_bytes(8, "big") + part)
-    return digest.hexdigest()
+    return b"".join([*before, page[tag:end], *after])
 
 
 def index_site(
