@@ -366,6 +366,33 @@ def test_a_rebuild_loads_only_the_pages_it_shows_anew(
     assert edited == builds.cold()
 
 
+def test_under_require_approval_a_rebuild_loads_only_the_pages_it_shows_anew(
+    builds: Builds, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A claim whose approval matches its file is known by its claim's key, as without
+    approvals; the approved version of a claim edited since, by all of it."""
+    root = builds.root
+    site = root / "site.yaml"
+    site.write_text(site.read_text() + "require_approval: true\n")
+    when = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
+    for page in gather(root).pages:
+        if page.facts.status == "published":
+            approve(gather(root), page.slug, "An Editor", None, when)
+    first = builds.same()
+    published = gather(root).published()
+    slug = sorted(p.slug for p in published)[3]
+    claim = root / "claims" / f"{slug}.yaml"
+    claim.write_text(claim.read_text().replace("summary: >-\n", "summary: >-\n  New.\n"))
+    assert builds.same() == first  # the approved version shown, known by all of it
+    approve(gather(root), slug, "An Editor", None, when)
+    loaded = _loads(monkeypatch)
+    edited = builds.warm()
+    entries = [e for e in source_index(published) if slug in {c.page.slug for c in e.cited_by}]
+    assert len(entries) > 1
+    assert sorted(loaded) == sorted({slug} | {e.cited_by[0].page.slug for e in entries})
+    assert edited == builds.cold() != first
+
+
 def test_after_a_claim_template_edit_the_workers_load_the_pages_they_render_again(
     builds: Builds, monkeypatch: pytest.MonkeyPatch
 ) -> None:

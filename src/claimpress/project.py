@@ -206,6 +206,12 @@ class Project:
             for slug, v in self._approved.items()
         }
 
+    def as_is(self, slug: str, *, drafts: bool = False) -> bool:
+        """Whether the site shows the claim `slug` as its file is now: always, but under
+        `require_approval` (drafts aside), where only a claim whose approval matches its file
+        is; another is shown as approved (`approved`), or not at all."""
+        return drafts or not self.site.require_approval or self._approved.get(slug) is True
+
     def show(self, rel: str) -> str:
         """A file of the project named relative to its root (`ClaimFile.rel`), as messages
         name it: from the working folder (`display_path`)."""

@@ -183,16 +183,16 @@ def plan_site(
     for old in ("pages", "pages-live", "rendered-live", "listed-live"):
         shutil.rmtree(project.root / CACHE_DIR / old, ignore_errors=True)
     claim_keys = {s.rel: s.key for s in project.summaries}
-    current = drafts or not project.site.require_approval  # no approved snapshot shown
 
     def identity(page: Page) -> str:
         """What changes whenever anything of the page changes, the theme aside: how the
         listing fragments know it (`Renderer.page_keys`)."""
         facts = page.facts
-        if current and facts.rel in claim_keys:
+        if facts.rel in claim_keys and project.as_is(page.slug, drafts=drafts):
             # A page is made from its claim's bytes in the project's context, which the
             # claim's own cache key covers, plus the follow-ups linked across claims.
             return listed.key(claim_keys[facts.rel], repr(page.follow_ups), facts.summary)
+        # Else (the approved version of a claim edited since, `Project.approved`): all of it.
         fields_ = [getattr(page, f.name) for f in fields(page) if f.name != "file"]
         return listed.key(page.file.rel, page.file.digest, repr(fields_))
 
