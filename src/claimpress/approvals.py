@@ -83,6 +83,9 @@ class Approval:
     """The approval file, relative to the project's root (`approvals/<slug>.json`)."""
     history: tuple[dict[str, Any], ...] = field(default=())
     """Earlier approvals of the claim, newest first."""
+    digest: str = field(default="", compare=False)
+    """A hash of the approval file's bytes, whence all of the above: what the caches know
+    the approval by (its `repr`, with the snapshot, took 0.1 ms at every build)."""
 
     @property
     def when(self) -> str:
@@ -131,7 +134,8 @@ def load_approvals(
     for path in sorted(folder.glob("*.json")):
         rel = rel_of(path)
         try:
-            record = _File.model_validate_json(path.read_bytes())
+            data = path.read_bytes()
+            record = _File.model_validate_json(data)
         except (OSError, ValidationError) as exc:
             first = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
             problems.append(Problem(rel, 0, 0, "", f"not a claimpress approval file: {first}"))
@@ -157,6 +161,7 @@ def load_approvals(
             record.snapshot.figures,
             rel,
             tuple(r.model_dump() for r in record.history),
+            hashlib.sha256(data).hexdigest(),
         )
     return approvals, problems
 

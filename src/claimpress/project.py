@@ -418,7 +418,8 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
         when = (
             today.isoformat() if lint.dated(summary.checked_on, summary.latest, site, today) else ""
         )
-        return lints.key(summary.key, when, repr(approval), str(matches)), approval, matches
+        known = "" if approval is None else f"{approval.path}\0{approval.digest}"
+        return lints.key(summary.key, when, known, str(matches)), approval, matches
 
     def findings(summary: Summary, page: Page, registry: Registry = registry) -> bytes:
         """The review rules' findings on one claim, pickled for the lint pack."""

@@ -962,7 +962,7 @@ def inputs_digest(project: Project, *, drafts: bool, live: bool) -> str:
         repr((drafts, live, search.shard_pages())),
         project.site.model_dump_json(),
         project.registry_digest,
-        repr(sorted(project.approvals.items())),
+        "".join(f"{a.path}\0{a.digest}\n" for _, a in sorted(project.approvals.items())),
         theme_digest(project.root),
         read_about(about, project.root) if about.exists() else "\0",
         *(f"{summary.rel}\0{summary.key}" for summary in project.summaries),
