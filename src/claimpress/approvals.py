@@ -81,11 +81,11 @@ class Approval:
     """The shared figures the approved version drew on."""
     path: str
     """The approval file, relative to the project's root (`approvals/<slug>.json`)."""
+    digest: str = field(compare=False)
+    """A hash of the approval file's bytes, whence all the rest: what the caches know the
+    approval by (its `repr`, snapshot and all, cost 0.1 ms an approval in every run)."""
     history: tuple[dict[str, Any], ...] = field(default=())
     """Earlier approvals of the claim, newest first."""
-    digest: str = field(default="", compare=False)
-    """A hash of the approval file's bytes, whence all of the above: what the caches know
-    the approval by (its `repr`, with the snapshot, took 0.1 ms at every build)."""
 
     @property
     def when(self) -> str:
@@ -160,8 +160,8 @@ def load_approvals(
             record.snapshot.sources,
             record.snapshot.figures,
             rel,
-            tuple(r.model_dump() for r in record.history),
             hashlib.sha256(data).hexdigest(),
+            tuple(r.model_dump() for r in record.history),
         )
     return approvals, problems
 
