@@ -88,6 +88,11 @@ class Approval:
     """Earlier approvals of the claim, newest first."""
 
     @property
+    def known(self) -> str:
+        """What the caches know the approval by: its file and a hash of its bytes."""
+        return f"{self.path}\0{self.digest}"
+
+    @property
     def when(self) -> str:
         """The approval's date, for messages: `2026-02-01`."""
         return self.at.date().isoformat()

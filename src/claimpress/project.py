@@ -418,7 +418,7 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
         when = (
             today.isoformat() if lint.dated(summary.checked_on, summary.latest, site, today) else ""
         )
-        known = "" if approval is None else f"{approval.path}\0{approval.digest}"
+        known = "" if approval is None else approval.known
         return lints.key(summary.key, when, known, str(matches)), approval, matches
 
     def findings(summary: Summary, page: Page, registry: Registry = registry) -> bytes:

@@ -399,11 +399,7 @@ def plan_listings(
     whose digest is `known` (`Plan.listed` of the build before) is planned unread. The
     sources index comes from `sources` when given (`sources_index`)."""
 
-    def listed(
-        base: str, items: Sequence[T], page: Callable[[Sequence[T], Pager], Listed], what: str
-    ) -> None:
-        _listed(plan, renderer, project, known, base, items, page, what)
-
+    listed = partial(_listed, plan, renderer, project, known)
     listed("", pages, partial(renderer.index_html, drafts=drafts), "the index page")
     listed(
         "open-questions/",
@@ -427,7 +423,7 @@ def plan_listings(
         else nullcontext(sources)
     ) as made:
         part, used = made()
-    for rel, data in [*part.files.items(), *part.packed.items()]:
+    for rel, data in part.items():
         plan.add(rel, data, part.owners[rel.casefold()])
     plan.digests.update(part.digests)
     plan.listed.update(part.listed)
@@ -962,7 +958,7 @@ def inputs_digest(project: Project, *, drafts: bool, live: bool) -> str:
         repr((drafts, live, search.shard_pages())),
         project.site.model_dump_json(),
         project.registry_digest,
-        "".join(f"{a.path}\0{a.digest}\n" for _, a in sorted(project.approvals.items())),
+        "".join(f"{a.known}\n" for _, a in sorted(project.approvals.items())),
         theme_digest(project.root),
         read_about(about, project.root) if about.exists() else "\0",
         *(f"{summary.rel}\0{summary.key}" for summary in project.summaries),
