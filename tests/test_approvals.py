@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from claimpress import project
+from claimpress.approvals import approved_page, snapshot_claim
+from claimpress.problems import CHANGED, Problem
+from claimpress.project import gather
 from conftest import run_cli, tree
 
 SLUG = "what-percentage-of-tips-does-ncmec-actually-pursue"
@@ -175,3 +179,49 @@ def test_an_edit_of_a_shared_source_makes_the_approval_stale(desk: Path) -> None
     sources.write_text(sources.read_text().replace("accessed: 2026-01-15", "accessed: 2026-01-14"))
     result = run_cli("check", cwd=desk)
     assert f"{SLUG}.yaml:4:9: status: warning: edited since Ann approved it" in result.err
+
+
+def test_approval_files_as_they_were_are_not_read_again(
+    desk: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An approval file whose stat is as recorded is known by what was read of it then (as
+    a claim file is); one written since is read again."""
+    monkeypatch.setattr(project, "SETTLED_NS", -3600 * 10**9)  # every file settled
+    assert run_cli("submit", SLUG, cwd=desk).code == 0
+    assert run_cli("approve", SLUG, "--by", "Ann", cwd=desk).code == 0
+    read: list[str] = []
+    read_approval = project.read_approval
+
+    def counted(data: bytes, rel: str, slug: str) -> project.Read | Problem:
+        read.append(rel)
+        return read_approval(data, rel, slug)
+
+    monkeypatch.setattr(project, "read_approval", counted)
+    first = gather(desk).approvals
+    assert read == [f"approvals/{SLUG}.json"]
+    read.clear()
+    again = gather(desk).approvals
+    assert read == [] and again == first and again[SLUG].known == first[SLUG].known
+    path = desk / "approvals" / f"{SLUG}.json"
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps({**record, "approved_by": "Bob"}))
+    assert gather(desk).approvals[SLUG].by == "Bob"
+    assert read == [f"approvals/{SLUG}.json"]
+
+
+def test_an_approval_file_changed_after_it_was_read_is_not_used(desk: Path) -> None:
+    """What was approved is read again from the approval file when needed; if the file
+    changed since the run read it, its snapshot is not used (the next run reads it anew)."""
+    assert run_cli("submit", SLUG, cwd=desk).code == 0
+    assert run_cli("approve", SLUG, "--by", "Ann", cwd=desk).code == 0
+    found = gather(desk)
+    approval = found.approvals[SLUG]
+    page, problems = approved_page(approval, found.site)
+    assert page is not None and not problems
+    assert snapshot_claim(approval) == page.claim
+    path = desk / "approvals" / f"{SLUG}.json"
+    path.write_text(path.read_text() + " ")  # the same approval, in other bytes
+    assert approved_page(approval, found.site) == (
+        None, [Problem(f"approvals/{SLUG}.json", 0, 0, "", CHANGED)])
+    assert snapshot_claim(approval) is None
+    assert gather(desk).approvals[SLUG] == approval  # read anew: the same approval

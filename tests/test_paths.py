@@ -56,6 +56,17 @@ def test_registry_symlinked_outside_is_refused(folder: str, project: Path, outsi
     refused(project, f"{folder}/shared.yaml:0:0: (file): ")
 
 
+def test_approvals_symlinked_outside_are_refused(project: Path, outside: Path) -> None:
+    (outside / "is-the-sky-blue.json").write_text("{}")
+    (project / "approvals").mkdir()
+    (project / "approvals" / "is-the-sky-blue.json").symlink_to(outside / "is-the-sky-blue.json")
+    refused(project, "approvals/is-the-sky-blue.json:0:0: (file): ")
+    (project / "approvals" / "is-the-sky-blue.json").unlink()
+    (project / "approvals").rmdir()
+    (project / "approvals").symlink_to(outside)
+    refused(project, "approvals/is-the-sky-blue.json:0:0: (file): ")
+
+
 def test_a_symlink_inside_the_project_is_followed(project: Path) -> None:
     (project / "drafts").mkdir()
     (project / "claims" / "is-the-sky-blue.yaml").rename(project / "drafts" / "sky.yaml")

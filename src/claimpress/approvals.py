@@ -14,7 +14,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .load import ClaimFile, RegistryFile, parse_model
 from .model import Claim, Figure, Site, Source, Status
-from .problems import Problem
+from .problems import CHANGED, Problem
 from .resolve import Page, Registry, build_registry, resolve_claim
 from .yamltree import Node
 
@@ -66,26 +66,23 @@ class _File(_Record):
 
 @dataclass(frozen=True)
 class Approval:
-    """The latest approval of one claim, with the snapshot of what was approved."""
+    """The latest approval of one claim. What was approved (`snapshot`) is read from its
+    file when needed: only for a claim edited since."""
 
     slug: str
     by: str
     at: dt.datetime
     note: str | None
     content_hash: str
-    claim_file: str
-    """The claim file's text as approved."""
-    sources: dict[str, Source]
-    """The shared sources the approved version drew on."""
-    figures: dict[str, Figure]
-    """The shared figures the approved version drew on."""
-    path: str
+    history: tuple[dict[str, Any], ...]
+    """Earlier approvals of the claim, newest first."""
+    path: str = field(kw_only=True)
     """The approval file, relative to the project's root (`approvals/<slug>.json`)."""
-    digest: str = field(compare=False)
+    digest: str = field(kw_only=True, compare=False)
     """A hash of the approval file's bytes, whence all the rest: what the caches know the
     approval by (its `repr`, snapshot and all, cost 0.1 ms an approval in every run)."""
-    history: tuple[dict[str, Any], ...] = field(default=())
-    """Earlier approvals of the claim, newest first."""
+    file: Path = field(kw_only=True, compare=False)
+    """The approval file."""
 
     @property
     def known(self) -> str:
@@ -96,6 +93,19 @@ class Approval:
     def when(self) -> str:
         """The approval's date, for messages: `2026-02-01`."""
         return self.at.date().isoformat()
+
+    def snapshot(self) -> _Snapshot | None:
+        """What was approved: the claim file's text and the shared sources and figures it drew
+        on, read again from the approval file; None if the file no longer holds the bytes
+        this approval was read from. (Every snapshot read and validated in every run cost a
+        second at 10,000 approved claims; a build needs those of claims edited since.)"""
+        try:
+            data = self.file.read_bytes()
+        except OSError:
+            return None
+        if hashlib.sha256(data).hexdigest() != self.digest:
+            return None
+        return _File.model_validate_json(data).snapshot
 
 
 def used_entries(page: Page, registry: Registry) -> tuple[dict[str, Source], dict[str, Figure]]:
@@ -126,62 +136,41 @@ def content_hash(page: Page, registry: Registry) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def load_approvals(
-    root: Path, rel_of: Callable[[Path], str] = str
-) -> tuple[dict[str, Approval], list[Problem]]:
-    """Every approval file of the project, by slug; a broken file is a problem located by
-    `rel_of(path)`, the path as messages show it."""
-    folder = root / APPROVALS_DIR
-    approvals: dict[str, Approval] = {}
-    problems: list[Problem] = []
-    if not folder.is_dir():
-        return approvals, problems
-    for path in sorted(folder.glob("*.json")):
-        rel = rel_of(path)
-        try:
-            data = path.read_bytes()
-            record = _File.model_validate_json(data)
-        except (OSError, ValidationError) as exc:
-            first = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
-            problems.append(Problem(rel, 0, 0, "", f"not a claimpress approval file: {first}"))
-            continue
-        if record.claim != path.stem:
-            problems.append(
-                Problem(rel, 0, 0, "claim", f"approval of `{record.claim}` in {path.name}")
-            )
-            continue
-        try:
-            at = dt.datetime.fromisoformat(record.approved_at.replace("Z", "+00:00"))
-        except ValueError:
-            problems.append(Problem(rel, 0, 0, "approved_at", "not an ISO date and time"))
-            continue
-        approvals[record.claim] = Approval(
-            record.claim,
-            record.approved_by,
-            at,
-            record.note,
-            record.content_hash,
-            record.snapshot.claim_file,
-            record.snapshot.sources,
-            record.snapshot.figures,
-            rel,
-            hashlib.sha256(data).hexdigest(),
-            tuple(r.model_dump() for r in record.history),
-        )
-    return approvals, problems
+Read = tuple[str, str, dt.datetime, str | None, str, tuple[dict[str, Any], ...]]
+"""What an approval file says but its snapshot: the first fields of `Approval`."""
+
+
+def read_approval(data: bytes, rel: str, slug: str) -> Read | Problem:
+    """The approval of the claim `slug` in the file `rel` holding `data`, validated whole
+    (snapshot too), or the problem that makes it unusable."""
+    try:
+        record = _File.model_validate_json(data)
+    except ValidationError as exc:
+        return Problem(rel, 0, 0, "", f"not a claimpress approval file: {exc.errors()[0]['msg']}")
+    if record.claim != slug:
+        return Problem(rel, 0, 0, "claim", f"approval of `{record.claim}` in {Path(rel).name}")
+    try:
+        at = dt.datetime.fromisoformat(record.approved_at.replace("Z", "+00:00"))
+    except ValueError:
+        return Problem(rel, 0, 0, "approved_at", "not an ISO date and time")
+    history = tuple(r.model_dump() for r in record.history)
+    return record.claim, record.approved_by, at, record.note, record.content_hash, history
 
 
 def approved_page(approval: Approval, site: Site) -> tuple[Page | None, list[Problem]]:
     """The approved version of a claim, rebuilt from its snapshot alone; a snapshot that no
     longer resolves or whose hash does not match is a problem, never published."""
-    data = approval.claim_file.encode("utf-8")
+    snapshot = approval.snapshot()
+    if snapshot is None:
+        return None, [Problem(approval.path, 0, 0, "", CHANGED)]
+    data = snapshot.claim_file.encode("utf-8")
     claim, root, _ = parse_model(data, approval.path, Claim)
     if claim is None or root is None:
         return None, [_broken(approval, "its snapshot no longer loads")]
     file = ClaimFile(
         approval.path, root, approval.slug, claim, hashlib.sha256(data).hexdigest(), data
     )
-    shared = RegistryFile(approval.path, Node({}, 0, 0), approval.sources, approval.figures)
+    shared = RegistryFile(approval.path, Node({}, 0, 0), snapshot.sources, snapshot.figures)
     registry, found = build_registry([shared])
     page, found2 = resolve_claim(file, registry, site)
     if page is None or any(p.severity == "error" for p in found + found2):
@@ -203,7 +192,10 @@ def _broken(approval: Approval, why: str) -> Problem:
 
 def snapshot_claim(approval: Approval) -> Claim | None:
     """The claim model as approved, or None when the snapshot does not load."""
-    claim, _, _ = parse_model(approval.claim_file.encode("utf-8"), approval.path, Claim)
+    snapshot = approval.snapshot()
+    if snapshot is None:
+        return None
+    claim, _, _ = parse_model(snapshot.claim_file.encode("utf-8"), approval.path, Claim)
     return claim if isinstance(claim, Claim) else None
 
 

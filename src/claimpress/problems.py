@@ -14,6 +14,9 @@ OUTSIDE = "symlink leads outside the project; copy the file in instead"
 """Why an input that a symlink takes outside the project is refused: nothing is read from
 outside it."""
 
+CHANGED = "changed while the site was being built; build again"
+"""Why an input read twice in one run, and different the second time, is not used."""
+
 
 class OutputError(Exception):
     """The output folder cannot be used; the message says why."""
