@@ -32,7 +32,7 @@ from .parallel import gc_paused
 from .problems import Problem
 from .project import Project, input_problem, load_and_resolve, unlocated
 from .render import Fragment, FragmentKey, FragmentTable, Renderer
-from .resolve import Page, link_follow_ups, question_key
+from .resolve import Page, link_follow_ups
 from .site import (
     MANIFEST,
     Plan,
@@ -175,16 +175,16 @@ class Links:
     def _add(self, rel: str, page: Page) -> None:
         self.unlinked[rel] = page
         self.order.append((_order(page), rel))
-        for key in {question_key(f.question) for f in page.follow_ups}:
+        for key in set(page.facts.ask_keys):
             self.asking.setdefault(key, set()).add(rel)
-        self.answering.setdefault(question_key(page.facts.question), set()).add(rel)
+        self.answering.setdefault(page.facts.question_key, set()).add(rel)
 
     def _remove(self, rel: str) -> Page:
         page = self.unlinked.pop(rel)
         del self.order[bisect.bisect_left(self.order, (_order(page), rel))]
-        for key in {question_key(f.question) for f in page.follow_ups}:
+        for key in set(page.facts.ask_keys):
             self.asking[key].discard(rel)
-        self.answering[question_key(page.facts.question)].discard(rel)
+        self.answering[page.facts.question_key].discard(rel)
         del self.linked[rel]
         return page
 
@@ -197,16 +197,14 @@ class Links:
         for rel in (*changed, *gone):
             if rel in self.unlinked:
                 old = self._remove(rel)
-                asked.add(question_key(old.facts.question))
+                asked.add(old.facts.question_key)
                 slugs.add(old.slug)
         for rel in changed:
             self._add(rel, pages[rel])
             bisect.insort(self.order, self.order.pop())
-            asked.add(question_key(pages[rel].facts.question))
+            asked.add(pages[rel].facts.question_key)
         relink = set(changed).union(*(self.asking.get(key, ()) for key in asked))
-        targets = {
-            question_key(f.question) for rel in relink for f in self.unlinked[rel].follow_ups
-        }
+        targets = {key for rel in relink for key in self.unlinked[rel].facts.ask_keys}
         subset = relink.union(*(self.answering.get(key, ()) for key in targets))
         # The same links as linking all pages: every page a relinked follow-up could point
         # to is in `subset`, in the site's order.

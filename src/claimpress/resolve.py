@@ -259,6 +259,8 @@ class Page:
             tuple(claim.follow_up),
             cites,
             _digest(self.summary.html),
+            question_key(claim.question),
+            tuple(map(question_key, claim.follow_up)),
         )
 
 
@@ -283,6 +285,11 @@ class Facts(NamedTuple):
     """Each source it cites: key, a digest of the source's content, title and number."""
     summary: str
     """A digest of its summary as rendered (empty when it was not)."""
+    question_key: str
+    """`question_key(question)`: worked out once, not by every build for every page (with
+    `ask_keys`, 0.2 s of a rebuild at 10,000 claims)."""
+    ask_keys: tuple[str, ...]
+    """`question_key` of each of `asks`."""
 
 
 def _digest(text: str) -> str:
@@ -601,12 +608,12 @@ def link_follow_ups(pages: Iterable[Page]) -> list[Page]:
     """Link each follow-up that matches another page's question (case, punctuation, spacing
     ignored) to that page."""
     pages = list(pages)
-    by_question = {question_key(p.facts.question): p for p in pages}
+    by_question = {p.facts.question_key: p for p in pages}
     linked = []
     for page in pages:
         follow_ups = []
-        for question in page.facts.asks:
-            target = by_question.get(question_key(question))
+        for question, key in zip(page.facts.asks, page.facts.ask_keys, strict=True):
+            target = by_question.get(key)
             if target is not None and target.slug != page.slug:
                 follow_ups.append(FollowUp(question, target.slug, target.facts.question))
             else:
