@@ -183,6 +183,26 @@ def test_a_tampered_cache_entry_is_ignored(builds: Builds, at: int) -> None:
     assert gather(builds.root).problems == gather(builds.root).problems
 
 
+def test_a_page_read_from_a_tampered_entry_is_rendered_again(builds: Builds) -> None:
+    """A claim's page and text are read from the cache only when written; an entry whose
+    signature is not ours then is rendered again, not written as it is."""
+    first = builds.same()
+    tampered = 0
+    for segment in (builds.root / CACHE_DIR / "rendered").glob("seg-*"):
+        data = bytearray(segment.read_bytes())
+        for i in range(cache._HEAD.unpack_from(data)[1]):
+            row = cache._HEAD.size + i * cache._ROW.size
+            _, offset, length, _ = cache._ROW.unpack_from(data, row)
+            if len(pickle.loads(data[offset : offset + length])) == 2:  # a page and text
+                data[offset + length // 2] ^= 1  # its signature now wrong
+                tampered += 1
+        segment.write_bytes(bytes(data))
+    assert tampered == 12
+    shutil.rmtree(builds.root / "build")  # every file written, so every page read
+    builds.forget()
+    assert builds.warm() == first
+
+
 def _resident_kb(path: Path) -> int:
     """How much of the file at `path` this process has mapped in memory (/proc/self/smaps)."""
     total, inside = 0, False

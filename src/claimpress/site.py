@@ -82,6 +82,29 @@ class Packed:
         return data
 
 
+class Stored:
+    """A planned file's bytes left in the cache until used: a rebuild writes or indexes few
+    claims' pages and text files, two thirds of what is kept of each claim, unread."""
+
+    __slots__ = ("entry", "index", "size")
+
+    def __init__(self, size: int, entry: Callable[[], Sequence[bytes]], index: int) -> None:
+        self.size = size
+        self.entry = entry
+        """The cache entry holding the file, read: `Packed` blobs, the file's at `index`."""
+        self.index = index
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __bytes__(self) -> bytes:
+        return bytes(self.packed())
+
+    def packed(self) -> Packed:
+        """The file's bytes, compressed."""
+        return Packed(self.entry()[self.index])
+
+
 class Joined:
     """A planned file's bytes in parts, joined only if asked: claims.json (150 MB at 10,000
     claims), which the writer hashes and writes part by part."""
@@ -103,9 +126,9 @@ class Plan:
 
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
-        self.packed: dict[str, Packed | Joined] = {}
-        """Planned files kept compressed or in parts (a build's claim files, listing pages
-        and claims.json; never a `live` plan's)."""
+        self.packed: dict[str, Packed | Stored | Joined] = {}
+        """Planned files kept compressed, in the cache or in parts (a build's claim files,
+        listing pages and claims.json; never a `live` plan's)."""
         self.owners: dict[str, str] = {}
         self.pages: list[Page] = []
         """The claims on the site, as `plan_site` rendered them."""
@@ -129,11 +152,12 @@ class Plan:
         packed = self.packed.get(path)
         return bytes(packed) if packed is not None else self.files[path]
 
-    def items(self) -> list[tuple[str, bytes | Packed | Joined]]:
-        """Every planned file and its bytes (or `Packed` or `Joined` bytes), by path."""
+    def items(self) -> list[tuple[str, bytes | Packed | Stored | Joined]]:
+        """Every planned file and its bytes (or `Packed`, `Stored` or `Joined` bytes), by
+        path."""
         return sorted([*self.files.items(), *self.packed.items()])
 
-    def add(self, path: str, data: str | bytes | Packed | Joined, owner: str) -> None:
+    def add(self, path: str, data: str | bytes | Packed | Stored | Joined, owner: str) -> None:
         """Claim `path` for `owner`; two outputs on one path (case aside) is an error."""
         # As PurePosixPath would tell (`is_absolute`, `..` among `parts`), at a tenth of
         # the cost: a build adds 30,000 paths at 10,000 claims.
@@ -143,7 +167,7 @@ class Plan:
         if folded in self.owners:
             raise OutputError(f"{owner} and {self.owners[folded]} both write {path}")
         self.owners[folded] = owner
-        if isinstance(data, (Packed, Joined)):
+        if isinstance(data, (Packed, Stored, Joined)):
             self.packed[path] = data
         else:
             self.files[path] = data.encode("utf-8") if isinstance(data, str) else data
@@ -196,19 +220,30 @@ def plan_site(
         fields_ = [getattr(page, f.name) for f in fields(page) if f.name != "file"]
         return listed.key(page.file.rel, page.file.digest, repr(fields_))
 
-    def render(page: Page) -> bytes:
-        """A claim's files, each compressed (`Packed`: a quarter of the size to keep in
-        memory, on disk and in the map), their digests (which the writer need not work out
-        again) and the key of what the search index reads of its page."""
+    def render(page: Page) -> tuple[bytes, bytes]:
+        """A claim's files, kept in two entries: its JSON (which claims.json joins) with the
+        sizes and digests of all three (which the writer need not work out again) and the
+        key of what the search index reads of its page; then its page and text, which a
+        rebuild reads only to write them. Each file compressed (`Packed`: a quarter of the
+        size to keep in memory, on disk and in the map)."""
         files = claim_outputs(renderer, detached(page))
-        packed = tuple(lz4.block.compress(data) for data in files)
-        digests = tuple(file_digest(data) for data in files)
-        return pickle.dumps((packed, digests, search.indexed_key(files[0])), protocol=5)
+        html, text, data = (lz4.block.compress(f) for f in files)
+        digests = tuple(file_digest(f) for f in files)
+        head = (data, tuple(map(len, files)), digests, search.indexed_key(files[0]))
+        return pickle.dumps(head, protocol=5), pickle.dumps((html, text), protocol=5)
+
+    def stored(key: str, page: Page) -> tuple[bytes, bytes]:
+        """A claim's page and text, compressed, read from the entry `key`; rendered again if
+        the entry is not ours."""
+        blob = pack.get(key, once=True)
+        found: tuple[bytes, bytes] = pickle.loads(blob if blob is not None else render(page)[1])
+        return found
 
     identities = [identity(page) for page in pages]
     renderer.page_keys = {id(p): (p, i) for p, i in zip(pages, identities, strict=True)}
     keys = [pack.key(i) for i in identities]
-    missing = [i for i, k in enumerate(keys) if not pack.has(k)]
+    bodies = [pack.key(i, "page and text") for i in identities]
+    missing = [i for i, k in enumerate(keys) if not (pack.has(k) and pack.has(bodies[i]))]
     # Pages the previous build did not list are listed anew too: loaded here once, before
     # forking. The others (a claim template edited) are loaded by the workers, and freed.
     listed_key = listed.key("identities")
@@ -224,20 +259,27 @@ def plan_site(
         if fresh:
             gc.freeze()  # out of the collector's sight, which would copy them into every worker
         for i, made in zip(missing, fork_map(render, [pages[i] for i in missing]), strict=True):
-            pack.put(keys[i], made)
+            pack.put(keys[i], made[0])
+            pack.put(bodies[i], made[1])
         pack.save()  # the new entries are read back from the pack's map, not kept twice
-        for page, k in zip(pages, keys, strict=True):
+        for page, k, body in zip(pages, keys, bodies, strict=True):
             blob = pack.get(k, once=True)
             if blob is None:  # an entry whose signature is not ours: replaced
-                blob = render(page)
+                blob, again = render(page)
                 pack.put(k, blob)
-            packed, digests, plan.indexed[page.slug] = pickle.loads(blob)
+                pack.put(body, again)
+            data, sizes, digests, plan.indexed[page.slug] = pickle.loads(blob)
             # Served from memory by `serve`; else unpacked only when written (or listed).
-            files = [bytes(Packed(p)) if live else Packed(p) for p in packed]
+            files: list[bytes | Packed | Stored]
+            if live:
+                files = [bytes(Packed(p)) for p in (*stored(body, page), data)]
+            else:
+                entry = partial(stored, body, page)
+                files = [Stored(sizes[0], entry, 0), Stored(sizes[1], entry, 1), Packed(data)]
             renderer.known_json[id(page)] = (page, files[2])
             owner = project.show(page.facts.rel)
-            for rel, data, digest in zip(claim_paths(page.slug), files, digests, strict=True):
-                plan.add(rel, data, owner)
+            for rel, file, digest in zip(claim_paths(page.slug), files, digests, strict=True):
+                plan.add(rel, file, owner)
                 plan.digests[rel] = digest
         pack.save()
         if rendered is not None:
@@ -911,10 +953,13 @@ def _build_locked(
             """The page at `rel`, compressed, or the previous build's file when it is the
             same (a `live` plan's pages are not kept compressed)."""
             data = plan.packed.get(rel)
+            size = len(plan.files[rel] if data is None else data)
+            if previous.get(rel) == plan.digests[rel] and untouched(target / rel, since, size):
+                return str(target / rel)
+            if isinstance(data, Stored):
+                data = data.packed()
             if not isinstance(data, Packed):  # (a claim's page is never in parts)
                 data = Packed(lz4.block.compress(plan.data(rel)))
-            if previous.get(rel) == plan.digests[rel] and untouched(target / rel, since, len(data)):
-                return str(target / rel)
             return data.blob
 
         ahead.start(
