@@ -171,6 +171,16 @@ def test_a_broken_approval_file_is_located(project: Path) -> None:
                                  "approval file: Field required")
 
 
+def test_an_approval_file_past_its_limit_is_refused_unread(project: Path) -> None:
+    (project / "approvals").mkdir()
+    big = project / "approvals" / "is-the-sky-blue.json"
+    big.write_bytes(b'{"claim": "is-the-sky-blue", "note": "' + b"x" * 16_000_000 + b'"}')
+    result = run_cli("check", cwd=project)
+    assert result.code == 1
+    assert result.err.startswith("approvals/is-the-sky-blue.json:0:0: (file): file is larger "
+                                 "than 16,000,000 bytes, the limit for an approval file\n")
+
+
 def test_an_edit_of_a_shared_source_makes_the_approval_stale(desk: Path) -> None:
     assert run_cli("submit", SLUG, cwd=desk).code == 0
     assert run_cli("approve", SLUG, "--by", "Ann", cwd=desk).code == 0

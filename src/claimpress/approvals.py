@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from .project import Project
 
 APPROVALS_DIR = "approvals"
+APPROVAL_MAX_BYTES = 16_000_000
+"""An approval file holds a claim file (a megabyte at most) and the shared entries it draws
+on; anything past this is refused unread."""
 
 
 class ApprovalError(Exception):
@@ -143,6 +146,11 @@ Read = tuple[str, str, dt.datetime, str | None, str, tuple[dict[str, Any], ...]]
 def read_approval(data: bytes, rel: str, slug: str) -> Read | Problem:
     """The approval of the claim `slug` in the file `rel` holding `data`, validated whole
     (snapshot too), or the problem that makes it unusable."""
+    if len(data) > APPROVAL_MAX_BYTES:
+        limit = f"{APPROVAL_MAX_BYTES:,} bytes"
+        return Problem(
+            rel, 0, 0, "", f"file is larger than {limit}, the limit for an approval file"
+        )
     try:
         record = _File.model_validate_json(data)
     except ValidationError as exc:

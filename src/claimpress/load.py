@@ -116,8 +116,11 @@ def field_path(loc: Iterable[str | int]) -> str:
     return out
 
 
-def read(path: Path, rel: str) -> tuple[bytes | None, list[Problem]]:
-    """A file's bytes, or a problem saying why it cannot be read."""
+def read(
+    path: Path, rel: str, limit: int = yamltree.MAX_BYTES
+) -> tuple[bytes | None, list[Problem]]:
+    """A file's bytes, or a problem saying why it cannot be read; past `limit` bytes only
+    one more is read (for the caller to refuse)."""
     try:
         # Not through a Python file object, which costs more than the read itself (half a
         # warm `check` at 10,000 claims went to opening and reading claim files).
@@ -126,8 +129,8 @@ def read(path: Path, rel: str) -> tuple[bytes | None, list[Problem]]:
             # Asking for the limit allocates a megabyte for every file: a regular file is
             # read at its size, plus a byte.
             info = os.fstat(fd)
-            size = info.st_size if stat.S_ISREG(info.st_mode) else yamltree.MAX_BYTES
-            data = _read_up_to(fd, min(size, yamltree.MAX_BYTES) + 1)
+            size = info.st_size if stat.S_ISREG(info.st_mode) else limit
+            data = _read_up_to(fd, min(size, limit) + 1)
         finally:
             os.close(fd)
     except OSError as exc:

@@ -23,6 +23,7 @@ from babel.dates import format_date, tokenize_pattern
 
 from . import clock, lint
 from .approvals import (
+    APPROVAL_MAX_BYTES,
     APPROVALS_DIR,
     Approval,
     Read,
@@ -644,10 +645,9 @@ def _approvals(root: Path, summaries: Pack) -> tuple[dict[str, Approval], list[P
         if recorded is not None and recorded[0] == stat:
             _, digest, found = recorded
         else:
-            try:
-                data = path.read_bytes()
-            except OSError as exc:
-                problems.append(Problem(rel, 0, 0, "", f"cannot read file: {exc.strerror}"))
+            data, unread = read(path, rel, APPROVAL_MAX_BYTES)
+            if data is None:
+                problems += unread
                 continue
             digest, found = hashlib.sha256(data).hexdigest(), read_approval(data, rel, path.stem)
         if stat is not None and max(stat[3:]) < settled:
