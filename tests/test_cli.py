@@ -275,6 +275,7 @@ def test_serve_hears_changes_to_inputs_only(rich: Path) -> None:
         ("templates/claim.html", True),
         ("site.yaml", True),
         ("about.md", True),
+        ("approvals/is-the-sky-blue.json", True),
         ("claims/.is-the-sky-blue.yaml.swp", False),
         (f"{CACHE_DIR}/serve/site/claims/is-the-sky-blue/index.html", False),
         (f"{CACHE_DIR}/serve/site/site.yaml", False),
@@ -297,19 +298,23 @@ def inotify_watches(pid: int) -> set[int]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/fdinfo").is_dir(), reason="reads /proc (Linux only)")
+def settles(check: Callable[[], bool]) -> bool:
+    """Whether `check` comes true within 30 s."""
+    deadline = time.monotonic() + 30
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return check()
+
+
+def about(server: Server) -> str:
+    """The about page `server` serves (an error page has status 500: HTTPError)."""
+    with urllib.request.urlopen(f"{server.url}about/") as response:
+        return str(response.read().decode())
+
+
 def test_serve_watches_the_input_folders_alone_and_one_made_while_it_runs(
     rich: Path, tmp_path: Path
 ) -> None:
-    def settles(check: Callable[[], bool]) -> bool:
-        deadline = time.monotonic() + 30
-        while not check() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return check()
-
-    def about(server: Server) -> str:
-        with urllib.request.urlopen(f"{server.url}about/") as response:
-            return str(response.read().decode())
-
     inputs = [rich, rich / "claims", rich / "sources", rich / "figures"]
     with serving(rich, tmp_path) as server:
         # neither build/ nor the cache, where serve's own site has a folder per page
@@ -324,6 +329,28 @@ def test_serve_watches_the_input_folders_alone_and_one_made_while_it_runs(
         inputs.append(rich / "templates")
         assert settles(lambda: inotify_watches(server.process.pid)
                        == {p.stat().st_ino for p in inputs})
+
+
+def test_serve_hears_approval_files(rich: Path, tmp_path: Path) -> None:
+    """Approval files are inputs: a broken one fails the preview, and mending it (as
+    `claimpress approve` does an edit of a published claim, writing no claim file) shows
+    the site again."""
+
+    def fails(server: Server) -> bool:
+        try:
+            about(server)
+        except urllib.error.HTTPError as exc:
+            return exc.code == 500 and "not a claimpress approval file" in exc.read().decode()
+        return False
+
+    with serving(rich, tmp_path) as server:
+        assert not fails(server)
+        (rich / "approvals").mkdir()
+        broken = rich / "approvals" / "is-the-sky-blue.json"
+        broken.write_text("{}")
+        assert settles(lambda: fails(server))
+        broken.unlink()
+        assert settles(lambda: not fails(server))
 
 
 def test_the_cache_folder_ignores_itself_for_git_and_backups(rich: Path, tmp_path: Path) -> None:

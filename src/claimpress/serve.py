@@ -38,6 +38,7 @@ from urllib.parse import parse_qs, unquote
 import jinja2
 import watchfiles
 
+from .approvals import APPROVALS_DIR
 from .cache import CACHE_DIR, cache_folder
 from .live import Claims, LiveSite, reload_claims
 from .load import BUILD_DIR, CLAIMS_DIR, FIGURES_DIR, SITE_FILE, SOURCES_DIR, THEME_DIR
@@ -46,7 +47,7 @@ from .project import display_path, gather
 from .render import template_error
 from .site import ABOUT_FILE
 
-WATCHED_DIRS = (CLAIMS_DIR, SOURCES_DIR, FIGURES_DIR, THEME_DIR)
+WATCHED_DIRS = (CLAIMS_DIR, SOURCES_DIR, FIGURES_DIR, THEME_DIR, APPROVALS_DIR)
 WATCHED_FILES = (SITE_FILE, ABOUT_FILE)
 PREFIX = "/_claimpress/"
 """Where the server answers for itself: the reload script and the site's version."""
