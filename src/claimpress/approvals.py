@@ -167,7 +167,8 @@ def read_approval(data: bytes, rel: str, slug: str) -> Read | Problem:
 
 def approved_page(approval: Approval, site: Site) -> tuple[Page | None, list[Problem]]:
     """The approved version of a claim, rebuilt from its snapshot alone; a snapshot that no
-    longer resolves or whose hash does not match is a problem, never published."""
+    longer resolves or whose hash does not match (or an approval file changed since it was
+    read) is a problem, never published."""
     snapshot = approval.snapshot()
     if snapshot is None:
         return None, [Problem(approval.path, 0, 0, "", CHANGED)]
