@@ -1153,6 +1153,21 @@ def test_the_spare_builds_search_shards_are_kept_in_place_unless_touched(
     assert builds.cold() == first
 
 
+def test_a_file_the_site_no_longer_has_is_deleted_from_the_spare(builds: Builds) -> None:
+    """A file gone from a folder the site keeps (a theme's static file removed) is deleted
+    from the spare a build stages in, though the folder did not change since its build."""
+    extra = builds.root / "templates" / "static" / "extra.css"
+    extra.parent.mkdir(parents=True)
+    extra.write_text("body { color: red }\n")
+    assert "static/extra.css" in builds.same()
+    builds.forget()
+    builds.same()  # the first build is now the spare
+    extra.unlink()
+    for _ in range(2):  # each stages in a spare that holds extra.css
+        builds.forget()
+        assert "static/extra.css" not in builds.same()
+
+
 def test_what_is_added_to_the_spare_by_hand_does_not_reach_the_site(builds: Builds) -> None:
     first = builds.same()
     builds.forget()

@@ -708,32 +708,47 @@ def _sweep(
     since (by its status-change time) holds just those, so it is not listed again."""
     wanted = {"", *_folders_of(files)}
     known = _folders_of(held)
+    # What a folder not changed since holds apart: the files and folders to delete, and
+    # the folders to go into. Worked out for all at once, not entry by entry (at 10,000
+    # claims, 40,000 entries, nearly all of them kept).
+    stale: dict[str, list[str]] = {}
+    for rel in {*set(held).difference(files), *known.difference(wanted)}:
+        parent, _, name = rel.rpartition("/")
+        stale.setdefault(parent, []).append(name)
     inside: dict[str, list[str]] = {}
-    for rel in [*held, *known]:
+    for rel in known.intersection(wanted):
         parent, _, name = rel.rpartition("/")
         inside.setdefault(parent, []).append(name)
+    base = f"{folder}/"
     left: set[str] = set()
 
     def walk(rel: str) -> None:
         left.add(rel)
-        # Each entry: its name, whether it is a folder, whether a regular file.
-        if rel in known and os.lstat(folder / rel).st_ctime_ns < since:
-            entries = [(name, f"{rel}/{name}" in known, True) for name in inside[rel]]
-        else:
-            with os.scandir(folder / rel) as found:
-                entries = [
-                    (e.name, e.is_dir(follow_symlinks=False), e.is_file(follow_symlinks=False))
-                    for e in found
-                ]
+        at = f"{rel}/" if rel else ""
+        if rel in known and os.lstat(base + rel).st_ctime_ns < since:
+            for name in stale.get(rel, ()):
+                sub = at + name
+                if sub not in known:
+                    os.unlink(base + sub)
+                elif sub not in keep:
+                    shutil.rmtree(base + sub)
+            for name in inside.get(rel, ()):
+                walk(at + name)
+            return
+        with os.scandir(base + rel) as found:
+            entries = [
+                (e.name, e.is_dir(follow_symlinks=False), e.is_file(follow_symlinks=False))
+                for e in found
+            ]
         for name, is_dir, is_file in entries:
-            sub = f"{rel}/{name}" if rel else name
+            sub = at + name
             if is_dir:
                 if sub in wanted:
                     walk(sub)
                 elif sub not in keep:
-                    shutil.rmtree(folder / sub)
+                    shutil.rmtree(base + sub)
             elif not (sub in files and is_file) and sub != MARKER:
-                os.unlink(folder / sub)
+                os.unlink(base + sub)
 
     walk("")
     return left
