@@ -232,12 +232,17 @@ def plan_site(
         head = (data, tuple(map(len, files)), digests, search.indexed_key(files[0]))
         return pickle.dumps(head, protocol=5), pickle.dumps((html, text), protocol=5)
 
+    last: tuple[str, tuple[bytes, bytes]] | None = None
+
     def stored(key: str, page: Page) -> tuple[bytes, bytes]:
         """A claim's page and text, compressed, read from the entry `key`; rendered again if
-        the entry is not ours."""
-        blob = pack.get(key, once=True)
-        found: tuple[bytes, bytes] = pickle.loads(blob if blob is not None else render(page)[1])
-        return found
+        the entry is not ours. The last entry read is kept: the writer, going by path,
+        writes a claim's page and then its text."""
+        nonlocal last
+        if last is None or last[0] != key:
+            blob = pack.get(key, once=True)
+            last = key, pickle.loads(blob if blob is not None else render(page)[1])
+        return last[1]
 
     identities = [identity(page) for page in pages]
     renderer.page_keys = {id(p): (p, i) for p, i in zip(pages, identities, strict=True)}
@@ -711,14 +716,8 @@ def _sweep(
     # What a folder not changed since holds apart: the files and folders to delete, and
     # the folders to go into. Worked out for all at once, not entry by entry (at 10,000
     # claims, 40,000 entries, nearly all of them kept).
-    stale: dict[str, list[str]] = {}
-    for rel in {*set(held).difference(files), *known.difference(wanted)}:
-        parent, _, name = rel.rpartition("/")
-        stale.setdefault(parent, []).append(name)
-    inside: dict[str, list[str]] = {}
-    for rel in known.intersection(wanted):
-        parent, _, name = rel.rpartition("/")
-        inside.setdefault(parent, []).append(name)
+    stale = _by_folder({*set(held).difference(files), *known.difference(wanted)})
+    inside = _by_folder(known.intersection(wanted))
     base = f"{folder}/"
     left: set[str] = set()
 
@@ -752,6 +751,15 @@ def _sweep(
 
     walk("")
     return left
+
+
+def _by_folder(paths: Iterable[str]) -> dict[str, list[str]]:
+    """The names of `paths` (relative paths), by the folder holding them ("" for the top)."""
+    found: dict[str, list[str]] = {}
+    for rel in paths:
+        parent, _, name = rel.rpartition("/")
+        found.setdefault(parent, []).append(name)
+    return found
 
 
 def _folders_of(paths: Iterable[str]) -> set[str]:
