@@ -45,7 +45,7 @@ class ApprovalError(Exception):
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     approved_by: str
     approved_at: str
@@ -54,7 +54,7 @@ class _Record(BaseModel):
 
 
 class _Snapshot(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     claim_file: str
     sources: dict[str, Source]
