@@ -338,10 +338,10 @@ def shared_files(registry: Registry) -> set[str]:
 def _claim_for(project: Project, name: str) -> tuple[Page, ClaimFile]:
     """The claim named on the command line, refusing one with errors."""
     slug = Path(name).stem if name.endswith((".yaml", ".yml")) else name
-    file = next((c for c in project.claims if c.slug == slug), None)
-    if file is None:
-        known = ", ".join(c.slug for c in project.claims)
-        raise ApprovalError(f"no claim `{name}`; known: {known}")
+    found = project.claim(slug)
+    if found is None:
+        raise ApprovalError(f"no claim `{name}`; known: {', '.join(project.slugs)}")
+    file, page = found
     shown, shared = (
         project.show(file.rel),
         {project.show(r) for r in shared_files(project.registry)},
@@ -351,7 +351,6 @@ def _claim_for(project: Project, name: str) -> tuple[Page, ClaimFile]:
         for p in project.problems
         if p.severity == "error" and (p.path == shown or p.path in shared)
     ]
-    page = next((p for p in project.pages if p.slug == slug), None)
     if broken or page is None:
         raise ApprovalError(f"{shown} has errors; fix them first (claimpress check)", broken)
     return page, file

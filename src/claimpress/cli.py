@@ -235,7 +235,7 @@ def export(
         if broken_site:
             raise ProblemsFound(broken_site)
         try:
-            page = project.page(claim)
+            page = project.without_locations().page(claim)  # only this page is loaded
         except KeyError:
             broken = [p for p in project.problems if Path(p.path).stem == Path(claim).stem]
             if broken:

@@ -195,6 +195,21 @@ class Project:
         return self._loaded[0]
 
     @property
+    def slugs(self) -> list[str]:
+        """The slug of every claim file that validated, in file order."""
+        return [s.slug for s in self.summaries if s.slug is not None]
+
+    def claim(self, slug: str) -> tuple[ClaimFile, Page | None] | None:
+        """The first claim file of `slug` that validated, and its page when it resolved,
+        loaded alone (a command about one claim need not load them all); None when no
+        file of that slug validated."""
+        summary = next((s for s in self.summaries if s.slug == slug), None)
+        if summary is None:
+            return None
+        file, page = self._claims.entry(summary)
+        return None if file is None else (file, page)
+
+    @property
     def pages(self) -> tuple[Page, ...]:
         """Every claim that resolved, whatever its status, sorted by slug."""
         return self._loaded[1]
@@ -213,6 +228,12 @@ class Project:
             slug: current.get(slug) if v is True else (v or None)
             for slug, v in self._approved.items()
         }
+
+    @functools.cached_property
+    def content_hashes(self) -> Mapping[str, str]:
+        """By claim file (`ClaimFile.rel`): its page's approval hash (`content_hash`), for
+        each claim that resolved and has an approval."""
+        return {s.rel: s.content_hash for s in self.summaries if s.content_hash}
 
     def as_is(self, slug: str, *, drafts: bool = False) -> bool:
         """Whether the site shows the claim `slug` as its file is now: always, but under

@@ -129,30 +129,30 @@ class Bundle:
 
 def to_review(project: Project, names: list[str]) -> tuple[list[Page], list[Broken]]:
     """The claims to review: the ones named, or every draft, every claim in review and every
-    published claim whose content has no matching approval."""
-    pages = {p.slug: p for p in project.pages}
+    published claim whose content has no matching approval. Told from the claims' summaries:
+    only the pages chosen are loaded, when first read (`Project.without_locations`)."""
     wanted: list[str] = []
     for name in names:
         slug = Path(name).stem if name.endswith((".yaml", ".yml")) else name
-        if slug not in {c.slug for c in project.claims}:
-            known = ", ".join(c.slug for c in project.claims)
-            raise ReviewError(f"no claim `{name}`; known: {known}")
+        if slug not in project.slugs:
+            raise ReviewError(f"no claim `{name}`; known: {', '.join(project.slugs)}")
         wanted.append(slug)
+    pages = {p.slug: p for p in project.pages}
     chosen: list[Page] = []
     broken: list[Broken] = []
-    for claim in project.claims:
-        if wanted and claim.slug not in wanted:
+    for summary in project.summaries:
+        if summary.slug is None or (wanted and summary.slug not in wanted):
             continue
-        page = pages.get(claim.slug)
+        page = pages.get(summary.slug)
         if page is None:
-            path = project.show(claim.rel)
+            path = project.show(summary.rel)
             problems = tuple(p for p in project.problems if p.path == path)
-            broken.append(Broken(claim.slug, path, problems))
+            broken.append(Broken(summary.slug, path, problems))
             continue
         current = state(project, page)
         if (
             wanted
-            or page.claim.status != "published"
+            or page.facts.status != "published"
             or current == "changed since approval"
             or (current == "never approved" and project.site.require_approval)
         ):
@@ -165,13 +165,16 @@ def state(project: Project, page: Page) -> str:
     approval = project.approvals.get(page.slug)
     if approval is None:
         return "never approved"
-    if approval.content_hash == content_hash(page, project.registry):
+    # Worked out as the claim was gathered, for each claim with an approval.
+    current = project.content_hashes.get(page.facts.rel) or content_hash(page, project.registry)
+    if approval.content_hash == current:
         return "approved"
     return "changed since approval"
 
 
 def plan_review(project: Project, names: list[str]) -> Bundle:
     """Render the review bundle in memory."""
+    project = project.without_locations()  # (findings are located as they are gathered)
     renderer = Renderer(project.root, project.site)
     pages, broken = to_review(project, names)
     plan = Plan()
