@@ -173,3 +173,16 @@ def test_a_finding_quotes_its_sentence(project: Path) -> None:
     assert re.search(r'<a href="index.html#section-1" target="page">Section 1</a>:\s+`450` is '
                      r"typed into prose", html)
     assert '<q class="excerpt">About 450 nm is blue.</q>' in html
+
+
+def test_a_sheet_lists_the_findings_on_the_shared_entries_its_claim_uses(edited: Path) -> None:
+    figures = edited / "figures" / "ncmec.yaml"
+    text = figures.read_text()
+    unsourced = text.replace("  value: 64210\n  source: ncmec-2023\n", "  value: 64210\n")
+    assert unsourced != text
+    figures.write_text(unsourced + "unused_2023:\n  value: 12\n")  # no claim uses it
+    assert run_cli("review", cwd=edited).code == 0
+    html = sheet(edited)
+    assert re.search(r'<a href="index.html#main" target="page">Figures</a>:\s+figure '
+                     r"`urgent_2023` has no source", html)
+    assert "urgent_2023" in html and "unused_2023" not in html

@@ -229,6 +229,20 @@ class Project:
             for slug, v in self._approved.items()
         }
 
+    def problems_in(self, path: str, entry: str | None = None) -> tuple[Problem, ...]:
+        """The problems of the file messages call `path` (`show`), in order; only those of
+        its entry `entry` (a shared source or figure: the first part of their field) when
+        given."""
+        return self._problems_by_place.get((path, entry), ())
+
+    @functools.cached_property
+    def _problems_by_place(self) -> Mapping[tuple[str, str | None], tuple[Problem, ...]]:
+        grouped: dict[tuple[str, str | None], list[Problem]] = {}
+        for problem in self.problems:
+            grouped.setdefault((problem.path, None), []).append(problem)
+            grouped.setdefault((problem.path, problem.field.split(".")[0]), []).append(problem)
+        return {place: tuple(found) for place, found in grouped.items()}
+
     @functools.cached_property
     def content_hashes(self) -> Mapping[str, str]:
         """By claim file (`ClaimFile.rel`): its page's approval hash (`content_hash`), for

@@ -146,8 +146,7 @@ def to_review(project: Project, names: list[str]) -> tuple[list[Page], list[Brok
         page = pages.get(summary.slug)
         if page is None:
             path = project.show(summary.rel)
-            problems = tuple(p for p in project.problems if p.path == path)
-            broken.append(Broken(summary.slug, path, problems))
+            broken.append(Broken(summary.slug, path, project.problems_in(path)))
             continue
         current = state(project, page)
         if (
@@ -282,21 +281,19 @@ def _items(project: Project, page: Page, path: str) -> list[Item]:
     """The findings on the page whose file messages call `path`, and those on the shared
     entries it uses."""
     used = {s.key for s in page.sources if s.shared} | {f.name for f in page.figures if f.shared}
-    shared = {project.show(rel) for rel in shared_files(project.registry)}
-    items = []
-    for problem in project.problems:
-        if problem.path == path:
-            where, anchor = place(page, problem.field)
-        elif problem.path in shared and problem.field.split(".")[0] in used:
-            key = problem.field.split(".")[0]
-            number = next((s.number for s in page.sources if s.key == key), None)
-            where, anchor = (
-                (f"Source {number}", f"#source-{number}") if number else ("Figures", "#main")
-            )
-        else:
-            continue
-        items.append(Item(problem, where, anchor, excerpt(page, problem, path)))
-    return items
+    shared = {project.show(rel) for rel in shared_files(project.registry)} - {path}
+    items = [
+        Item(problem, *place(page, problem.field), excerpt(page, problem, path))
+        for problem in project.problems_in(path)
+    ]
+    for key in used:
+        number = next((s.number for s in page.sources if s.key == key), None)
+        where, anchor = (
+            (f"Source {number}", f"#source-{number}") if number else ("Figures", "#main")
+        )
+        for file in shared:
+            items += [Item(p, where, anchor, "") for p in project.problems_in(file, key)]
+    return sorted(items, key=lambda item: item.problem)  # as `project.problems` are
 
 
 _SUBJECT = re.compile(r"^`([^`]+)`|^\{([^}]+)\}")
