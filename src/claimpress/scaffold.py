@@ -19,7 +19,7 @@ from . import emit
 from .load import CLAIMS_DIR, SITE_FILE, parse_model
 from .model import MAX_SLUG, WINDOWS_DEVICES, Claim, Line, slug_problem
 from .project import Project
-from .resolve import link_follow_ups, open_questions, question_key
+from .resolve import OpenQuestion, link_follow_ups, open_questions, question_key
 from .schema import schema_file, schema_json
 
 PLACEHOLDER = "TODO"
@@ -124,7 +124,7 @@ sections:
 def open_follow_up(project: Project, wanted: str) -> tuple[str, list[str]]:
     """An open follow-up chosen by its number in `follow_ups()` or by its text (case,
     punctuation, spacing ignored): its question and the topics of the claims asking it."""
-    questions = open_questions(link_follow_ups(project.pages))
+    questions = _open_questions(project)
     chosen = None
     if wanted.strip().isdigit():
         number = int(wanted)
@@ -138,12 +138,10 @@ def open_follow_up(project: Project, wanted: str) -> tuple[str, list[str]]:
         key = question_key(wanted)
         chosen = next((q for q in questions if question_key(q.question) == key), None)
         if chosen is None:
-            answered = next(
-                (p for p in project.pages if question_key(p.claim.question) == key), None
-            )
+            answered = next((p for p in project.pages if p.facts.question_key == key), None)
             if answered is not None:
                 raise ScaffoldError(
-                    f"{project.show(answered.file.rel)} already answers this question"
+                    f"{project.show(answered.facts.rel)} already answers this question"
                 )
             raise ScaffoldError(
                 f"no claim asks the follow-up {wanted!r}; "
@@ -151,16 +149,23 @@ def open_follow_up(project: Project, wanted: str) -> tuple[str, list[str]]:
             )
     topics: list[str] = []
     for page in chosen.asked_by:
-        topics += [t for t in page.claim.topics if t not in topics]
+        topics += [t for t in page.facts.topics if t not in topics]
     return chosen.question, topics
 
 
 def follow_ups(project: Project) -> list[str]:
     """The open follow-ups, numbered as `new --from-follow-up N` takes them, with askers."""
     return [
-        f"{n}. {q.question}\n   asked by " + ", ".join(project.show(p.file.rel) for p in q.asked_by)
-        for n, q in enumerate(open_questions(link_follow_ups(project.pages)), start=1)
+        f"{n}. {q.question}\n   asked by "
+        + ", ".join(project.show(p.facts.rel) for p in q.asked_by)
+        for n, q in enumerate(_open_questions(project), start=1)
     ]
+
+
+def _open_questions(project: Project) -> list[OpenQuestion]:
+    """The project's open follow-ups, told from what its summaries keep of each page
+    (`Page.facts`): no page is loaded."""
+    return open_questions(link_follow_ups(project.without_locations().pages))
 
 
 def new_claim(
