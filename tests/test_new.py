@@ -155,7 +155,7 @@ def test_the_open_follow_ups_are_told_without_loading_a_page(
     example: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """From what the claims' summaries keep of their pages (`Page.facts`): at 10,000 claims,
-    loading every page cost `new --list-follow-ups` 3 s and 550 MB."""
+    loading every page cost `new --list-follow-ups` about 3 s and 570 MB."""
     assert run_cli("check", cwd=example).code == 0  # (the cache up to date)
     found = gather(example)
     monkeypatch.setattr(project._Claims, "entry", None)  # (any page loaded fails)
