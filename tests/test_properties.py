@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from claimpress import lint, listing, prose, yamltree
 from claimpress.load import parse_model
 from claimpress.model import WINDOWS_DEVICES, Claim, Site, check_url
+from claimpress.problems import Problem, ordered
 from claimpress.project import gather
 from claimpress.site import plan_site
 from conftest import CLAIM_YAML, SITE_YAML
@@ -169,3 +170,14 @@ def test_the_typed_number_pattern_finds_what_it_did_without_its_lookahead(text: 
     assert [m.span() for m in lint._NUMBER.finditer(text)] == [
         m.span() for m in plain.finditer(text)
     ]
+
+
+_few = st.sampled_from(["", "a", "b", "claims/a.yaml"])
+problems = st.lists(st.builds(
+    Problem, _few, st.integers(0, 3), st.integers(0, 3), _few, _few,
+    st.sampled_from(["error", "warning"]), _few, _few))
+
+
+@given(problems)
+def test_problems_are_ordered_as_sorted_orders_them_once_each(found: list[Problem]) -> None:
+    assert ordered(found) == sorted(set(found))

@@ -17,7 +17,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from .load import BUILD_DIR, THEME_DIR
-from .problems import OutputError, Problem, ProblemsFound, SettingError, errors
+from .problems import OutputError, Problem, ProblemsFound, SettingError, errors, ordered
 from .project import Project, gather, require_clean
 
 app = typer.Typer(
@@ -87,12 +87,10 @@ def _waiting(out: Path) -> None:
 
 def report(problems: Sequence[Problem]) -> None:
     """Print problems like a compiler, then a one-line count."""
-    for problem in problems:
-        typer.echo(str(problem), err=True)
-    n_errors = len(errors(problems))
-    n_warnings = len(problems) - n_errors
     if problems:
-        typer.echo(f"{n_errors} error(s), {n_warnings} warning(s)", err=True)
+        n_errors = len(errors(problems))
+        count = f"{n_errors} error(s), {len(problems) - n_errors} warning(s)"
+        typer.echo("\n".join([*map(str, problems), count]), err=True)  # (one write)
 
 
 @contextmanager
@@ -145,7 +143,7 @@ def check(
             if (project.root / THEME_DIR).is_dir():  # else Jinja need not even be loaded
                 from .render import theme_problems
 
-                problems = sorted(problems + theme_problems(project.root, project.site))
+                problems = ordered(problems + theme_problems(project.root, project.site))
         except ProblemsFound as exc:
             problems = exc.problems
         if format is ReportFormat.json:

@@ -49,7 +49,7 @@ from .load import (
 )
 from .model import Site
 from .parallel import fork_map, gc_paused
-from .problems import CHANGED, OUTSIDE, Problem, ProblemsFound, errors
+from .problems import CHANGED, OUTSIDE, Problem, ProblemsFound, errors, ordered
 from .resolve import (
     Facts,
     FollowUp,
@@ -651,7 +651,7 @@ def _gather(root: Path, today: dt.date | None, render: bool) -> Project:
         site_file,
         registry,
         tuple(gathered),
-        tuple(sorted({p.shown(show) for p in problems})),
+        tuple(ordered(p.shown(show) for p in problems)),
         claims,
         approvals,
         approved,
