@@ -11,9 +11,8 @@ import jsonschema
 import pytest
 import yaml
 
-from claimpress import project
 from claimpress.model import MAX_SLUG
-from claimpress.project import gather
+from claimpress.project import _Claims, gather
 from claimpress.scaffold import follow_ups, open_follow_up, skeleton, slugify
 from conftest import REPO, run_cli
 from test_schema import as_json
@@ -158,7 +157,7 @@ def test_the_open_follow_ups_are_told_without_loading_a_page(
     loading every page cost `new --list-follow-ups` about 3 s and 570 MB."""
     assert run_cli("check", cwd=example).code == 0  # (the cache up to date)
     found = gather(example)
-    monkeypatch.setattr(project._Claims, "entry", None)  # (any page loaded fails)
+    monkeypatch.setattr(_Claims, "entry", None)  # (any page loaded fails)
     assert len(follow_ups(found)) == 5
     assert open_follow_up(found, "2")[1] == ["NCMEC", "CyberTipline"]
 

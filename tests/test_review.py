@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from claimpress import project
 from claimpress.approvals import approve
 from claimpress.cli import app
-from claimpress.project import gather
+from claimpress.project import Summary, _Claims, gather
 from claimpress.review import plan_review, word_diff
 from conftest import run_cli, tree
 
@@ -61,16 +60,16 @@ def test_review_and_commands_about_one_claim_load_only_the_claims_they_show(
     """Each claim's page is loaded from the cache only when shown: at 10,000 claims, loading
     them all cost `review` 3 s and 550 MB, and `approve` and `export` as much."""
     loaded: list[str] = []
-    real = project._Claims.entry
+    real = _Claims.entry
 
-    def entry(claims: project._Claims, summary: project.Summary, **options: bool) -> object:
+    def entry(claims: _Claims, summary: Summary, **options: bool) -> object:
         loaded.append(summary.slug or "")
         return real(claims, summary, **options)
 
     assert run_cli("check", cwd=edited).code == 0  # (the cache up to date)
     found = gather(edited)
     assert {s.slug for s in found.summaries} == {SLUG, OTHER}
-    monkeypatch.setattr(project._Claims, "entry", entry)
+    monkeypatch.setattr(_Claims, "entry", entry)
     bundle = plan_review(found, [])
     assert [s.page.slug for s in bundle.sheets] == [SLUG] and loaded == [SLUG]
     del loaded[:]

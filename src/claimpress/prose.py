@@ -173,7 +173,7 @@ def token_spans(text: str) -> tuple[tuple[int, int, Token | None], ...]:
 
 
 # The extension itself, not its name: a name is looked up among every installed package's
-# entry points (about 40 ms of each start).
+# entry points (8 ms of each start here, more in an environment with more packages).
 _MARKDOWN = markdown.Markdown(output_format="html", extensions=[SaneListExtension()])
 _MARKDOWN_LOCK = threading.Lock()
 """The one Markdown instance is not thread-safe, and `serve` renders in two threads."""
