@@ -29,7 +29,7 @@ from . import lint, search
 from .approvals import content_hash
 from .load import CLAIMS_DIR, read
 from .parallel import gc_paused
-from .problems import Problem
+from .problems import Problem, ordered
 from .project import Project, input_problem, load_and_resolve, unlocated
 from .render import Fragment, FragmentKey, FragmentTable, Renderer
 from .resolve import Page, link_follow_ups
@@ -135,7 +135,7 @@ def reload_claims(claims: Claims, paths: Iterable[Path]) -> Claims | None:
     if len(slugs) < len(files):
         return None
     kept += (p.shown(project.show) for p in problems)
-    return Claims(project, files, pages, tuple(sorted(set(kept))), slugs)
+    return Claims(project, files, pages, tuple(ordered(kept)), slugs)
 
 
 def _fingerprint(page: Page) -> tuple[Any, ...]:
@@ -208,9 +208,9 @@ class Links:
         subset = relink.union(*(self.answering.get(key, ()) for key in targets))
         # The same links as linking all pages: every page a relinked follow-up could point
         # to is in `subset`, in the site's order.
-        ordered = sorted(subset, key=lambda rel: (_order(self.unlinked[rel]), rel), reverse=True)
-        linked = link_follow_ups([self.unlinked[rel] for rel in ordered])
-        for rel, page in zip(ordered, linked, strict=True):
+        in_order = sorted(subset, key=lambda rel: (_order(self.unlinked[rel]), rel), reverse=True)
+        linked = link_follow_ups([self.unlinked[rel] for rel in in_order])
+        for rel, page in zip(in_order, linked, strict=True):
             if rel in relink:
                 self.linked[rel] = page
         return [self.linked[rel] for _, rel in reversed(self.order)], relink, slugs
