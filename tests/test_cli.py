@@ -297,7 +297,6 @@ def inotify_watches(pid: int) -> set[int]:
     return watched
 
 
-@pytest.mark.skipif(not Path("/proc/self/fdinfo").is_dir(), reason="reads /proc (Linux only)")
 def settles(check: Callable[[], bool]) -> bool:
     """Whether `check` comes true within 30 s."""
     deadline = time.monotonic() + 30
@@ -312,6 +311,7 @@ def about(server: Server) -> str:
         return str(response.read().decode())
 
 
+@pytest.mark.skipif(not Path("/proc/self/fdinfo").is_dir(), reason="reads /proc (Linux only)")
 def test_serve_watches_the_input_folders_alone_and_one_made_while_it_runs(
     rich: Path, tmp_path: Path
 ) -> None:
