@@ -11,11 +11,13 @@ import fcntl
 import io
 import os
 import random
+import re
 import select
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -268,13 +270,98 @@ def test_a_build_killed_at_any_moment_leaves_a_whole_site(tmp_path: Path) -> Non
         try:
             proc.wait(timeout=rng.uniform(0.1, 2.0))
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)  # the build and the indexer it started
+            os.killpg(proc.pid, signal.SIGKILL)  # the build, its indexers dying with it
             proc.wait()
         now = tree(root / "build")
         assert now in (old, new), "a killed build left a mixed site"
     assert run_cli("build", cwd=root).code == 0
     assert tree(root / "build") == new
     assert leftovers(root) == []
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes under `pid`, from /proc."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError, ValueError):
+            stat = (entry / "stat").read_text()  # pid (name) state ppid ...
+            parents.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (or is stopped): not gone, and not a zombie left unreaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def tied(pid: int, kind: str) -> bool:
+    """Whether `pid` is a forked worker of a build, or one of its search indexers (the
+    process indexing ahead, or Pagefind), that has tied itself to the build: a worker
+    ignores Ctrl-C once it has (`parallel._worker`), a program started through `setpriv`
+    has once it no longer is `setpriv`."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_text(errors="replace").split("\0")
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    if kind == "workers":
+        ignored = re.search(r"^SigIgn:\s*(\w+)", status, re.MULTILINE)
+        return argv[1:3] == ["-m", "claimpress"] and ignored is not None and bool(
+            int(ignored[1], 16) & 1 << (signal.SIGINT - 1))
+    return "pagefind" in argv[0] or "import ahead" in " ".join(argv[1:3])
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads /proc (Linux only)")
+@pytest.mark.parametrize("kind", ["workers", "indexers"])
+def test_a_build_killed_outright_takes_every_process_it_started_with_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """Killed alone (the OOM killer, `kill -9`), not with its process group: its forked
+    workers, the process indexing search shards ahead and every Pagefind are killed too.
+    Those of `kind` running then are stopped first, so that none can end on its own."""
+    root = big_project(tmp_path / "site", 300)
+    monkeypatch.setenv("CLAIMPRESS_JOBS", "2")
+    monkeypatch.setenv("CLAIMPRESS_SEARCH_SHARD_PAGES", "10")
+    # Ctrl-C not ignored by the build (as it is in a job a shell started in the background),
+    # so that only its workers ignore it
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "claimpress", "build"], cwd=root,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    stopped: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not stopped:
+            assert proc.poll() is None and time.monotonic() < deadline, f"no {kind} seen"
+            for pid in descendants(proc.pid):
+                if tied(pid, kind):
+                    os.kill(pid, signal.SIGSTOP)
+                    stopped.append(pid)
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 10
+        while any(map(alive, stopped)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [pid for pid in stopped if alive(pid)] == []
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        for pid in stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait()
 
 
 def test_two_builds_at_once_do_not_corrupt_each_other(tmp_path: Path) -> None:

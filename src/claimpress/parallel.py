@@ -12,6 +12,7 @@ import multiprocessing
 import os
 import pickle
 import signal
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -24,6 +25,9 @@ R = TypeVar("R")
 MIN_ITEMS = 200
 """Below this many items, forking costs more than it saves."""
 
+_PR_SET_PDEATHSIG = 1
+"""prctl(2)'s option for the signal a process gets when its parent ends."""
+
 _JOB: tuple[Callable[[Any], Any], Sequence[Any]] | None = None
 
 
@@ -33,11 +37,25 @@ def cores() -> int:
     return max(1, env_int("CLAIMPRESS_JOBS", found or 1))
 
 
-def _worker() -> None:
-    """A worker leaves Ctrl-C to the parent, which stops the pool, and dies quietly on
-    SIGTERM (which `serve` turns into a KeyboardInterrupt for itself)."""
+def _worker(parent: int) -> None:
+    """A worker leaves Ctrl-C to the parent, which stops the pool, dies quietly on
+    SIGTERM (which `serve` turns into a KeyboardInterrupt for itself), and dies with the
+    parent (`parent`, by pid)."""
+    die_with(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def die_with(parent: int) -> None:
+    """Have this process killed when the thread that started it ends (on Linux), and end
+    it now if its parent is no longer `parent` (by pid): a build killed outright (the OOM
+    killer, `kill -9`) would otherwise leave its workers running, a pool's waiting forever."""
+    if sys.platform.startswith("linux"):
+        import ctypes  # only here: a worker's start, not every command's
+
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def _run(span: tuple[int, int]) -> list[Any]:
@@ -70,7 +88,9 @@ def fork_map(func: Callable[[T], R], items: Sequence[T]) -> list[R]:
         step = -(-len(items) // (workers * 4))
         spans = [(i, min(i + step, len(items))) for i in range(0, len(items), step)]
         parts = []
-        with multiprocessing.get_context("fork").Pool(workers, initializer=_worker) as pool:
+        with multiprocessing.get_context("fork").Pool(
+            workers, initializer=_worker, initargs=(os.getpid(),)
+        ) as pool:
             done = pool.imap(_run, spans)
             for start, end in spans:
                 try:
@@ -94,12 +114,13 @@ def forked(func: Callable[[], R]) -> Iterator[Callable[[], R]]:
         yield func
         return
     read, write = os.pipe()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the forked process: leaves only through `os._exit`
         status = 1
         try:
             os.close(read)
-            _worker()
+            _worker(parent)
             data = pickle.dumps(func(), protocol=5)
             with open(write, "wb") as pipe:
                 pipe.write(data)

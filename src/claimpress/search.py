@@ -17,6 +17,7 @@ it indexes re-indexes nothing."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -255,6 +256,7 @@ class Ahead:
                 pickle.dump((os.getpid(), _pagefind(), shards), file, protocol=5)
             self.process = subprocess.Popen(
                 [
+                    *_tied(),
                     sys.executable,
                     "-c",
                     "from claimpress.search import ahead; ahead()",
@@ -501,8 +503,17 @@ def _linked(folder: Path, slugs: list[str], scratch: Path) -> Path:
 
 def _command(pagefind: list[str], site: Path, out: Path) -> list[str]:
     """The command line that runs `pagefind` on the pages in `site`, writing its bundle
-    to `out`."""
-    return [*pagefind, "--site", str(site), "--silent", "--output-path", str(out)]
+    to `out`, tied to the thread that starts it (which waits for it)."""
+    return [*_tied(), *pagefind, "--site", str(site), "--silent", "--output-path", str(out)]
+
+
+@functools.cache
+def _tied() -> list[str]:
+    """What to start a command with to have it killed when the thread that starts it
+    ends, where util-linux's `setpriv` is there to see to it (as `parallel.die_with` for
+    forked workers): a build killed outright would otherwise leave its indexers writing
+    into a scratch folder that the next build deletes."""
+    return ["setpriv", "--pdeathsig", "KILL"] if shutil.which("setpriv") else []
 
 
 def _start(site: Path, out: Path, started: Started | None, nice: bool) -> subprocess.Popen[str]:
