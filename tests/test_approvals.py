@@ -39,7 +39,7 @@ def test_draft_to_review_to_published_edits_only_the_status_line(desk: Path) -> 
     assert result.code == 1
     assert result.err == (f"error: claims/{SLUG}.yaml is a draft; submit it for review first: "
                           f"claimpress submit {SLUG}\n")
-    result = run_cli("submit", SLUG, cwd=desk)
+    result = run_cli("submit", f"claims/{SLUG}.yaml", cwd=desk)  # by its file, as well
     assert result.code == 0, result.err
     assert claim.read_text() == before.replace("status: draft", "status: review")
     assert run_cli("submit", SLUG, cwd=desk).code == 1

@@ -113,8 +113,9 @@ def test_named_claims_and_drafts(example: Path) -> None:
     assert result.out.splitlines()[0] == f"{OTHER}: draft, never approved, 0 error(s), 0 warning(s)"
     written = (example / "sheets" / "claims" / OTHER / "review.html").read_text()
     assert "Never approved: the whole page is new." in written
-    result = run_cli("review", SLUG, cwd=example)
-    assert result.out.startswith(f"{SLUG}: published, never approved")
+    for name in (SLUG, f"claims/{SLUG}.yaml"):  # by its slug or its file
+        result = run_cli("review", name, cwd=example)
+        assert result.out.startswith(f"{SLUG}: published, never approved")
     result = run_cli("review", "nope", cwd=example)
     assert result.code == 1
     assert result.err.startswith("error: no claim `nope`; known: ")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .load import ClaimFile, RegistryFile, parse_model
+from .load import ClaimFile, RegistryFile, parse_model, slug_of
 from .model import Claim, Figure, Site, Source, Status
 from .problems import CHANGED, Problem
 from .resolve import Page, Registry, build_registry, resolve_claim
@@ -337,7 +337,7 @@ def shared_files(registry: Registry) -> set[str]:
 
 def _claim_for(project: Project, name: str) -> tuple[Page, ClaimFile]:
     """The claim named on the command line, refusing one with errors."""
-    slug = Path(name).stem if name.endswith((".yaml", ".yml")) else name
+    slug = slug_of(name)
     found = project.claim(slug)
     if found is None:
         raise ApprovalError(f"no claim `{name}`; known: {', '.join(project.slugs)}")

@@ -316,6 +316,12 @@ def _step(typ: Any, part: str | int) -> Any:
     return None
 
 
+def slug_of(name: str) -> str:
+    """The slug of a claim named on the command line by its slug or by its file's path
+    (`claims/x.yaml`: `x`)."""
+    return Path(name).stem if name.endswith((".yaml", ".yml")) else name
+
+
 def load_claim(
     path: Path, rel: str, data: bytes | None = None
 ) -> tuple[ClaimFile | Unvalidated | None, list[Problem]]:

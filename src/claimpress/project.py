@@ -46,6 +46,7 @@ from .load import (
     load_registry,
     load_site,
     read,
+    slug_of,
 )
 from .model import Site
 from .parallel import fork_map, gc_paused
@@ -283,7 +284,7 @@ class Project:
 
     def page(self, name: str) -> Page:
         """The page for a slug or claim file path; raises KeyError with the known slugs."""
-        slug = Path(name).stem if name.endswith((".yaml", ".yml")) else name
+        slug = slug_of(name)
         for page in self.pages:
             if page.slug == slug:
                 return link_follow_ups(self.pages)[self.pages.index(page)]

@@ -23,7 +23,7 @@ from . import figures as fig
 from . import prose
 from .approvals import Approval, approved_page, content_hash, shared_files
 from .lint import prose_fields
-from .load import field_path
+from .load import field_path, slug_of
 from .problems import Problem
 from .project import Project
 from .prose import Cite, FigureRef
@@ -133,7 +133,7 @@ def to_review(project: Project, names: list[str]) -> tuple[list[Page], list[Brok
     only the pages chosen are loaded, when first read (`Project.without_locations`)."""
     wanted: list[str] = []
     for name in names:
-        slug = Path(name).stem if name.endswith((".yaml", ".yml")) else name
+        slug = slug_of(name)
         if slug not in project.slugs:
             raise ReviewError(f"no claim `{name}`; known: {', '.join(project.slugs)}")
         wanted.append(slug)
