@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from claimpress import site
+from claimpress import search, site
 from claimpress.problems import OutputError
 from claimpress.project import gather
 from conftest import CLAIM_YAML, SITE_YAML, run_cli, tree
@@ -327,6 +327,8 @@ def test_a_build_killed_outright_takes_every_process_it_started_with_it(
     """Killed alone (the OOM killer, `kill -9`), not with its process group: its forked
     workers, the process indexing search shards ahead and every Pagefind are killed too.
     Those of `kind` running then are stopped first, so that none can end on its own."""
+    if kind == "indexers" and not search._tied():
+        pytest.skip("no util-linux setpriv here to tie indexers to the build")
     root = big_project(tmp_path / "site", 300)
     monkeypatch.setenv("CLAIMPRESS_JOBS", "2")
     monkeypatch.setenv("CLAIMPRESS_SEARCH_SHARD_PAGES", "10")
@@ -362,6 +364,25 @@ def test_a_build_killed_outright_takes_every_process_it_started_with_it(
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         proc.wait()
+
+
+@pytest.mark.parametrize("setpriv", ["", "exit 1", 'exec "$@"'],
+                         ids=["none", "one without --pdeathsig", "one that runs it"])
+def test_indexers_are_tied_to_the_build_only_by_a_setpriv_that_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setpriv: str
+) -> None:
+    """BusyBox's `setpriv` knows no `--pdeathsig`: Pagefind is then started as it is."""
+    monkeypatch.setenv("PATH", str(tmp_path))  # no setpriv at all
+    if setpriv:  # this one, then the system's commands
+        (tmp_path / "setpriv").write_text(f"#!/bin/sh\nshift 2\n{setpriv}\n")
+        (tmp_path / "setpriv").chmod(0o755)
+        monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.defpath}")
+    search._tied.cache_clear()
+    try:
+        tied = search._tied()
+    finally:
+        search._tied.cache_clear()
+    assert tied == (["setpriv", "--pdeathsig", "KILL"] if "exec" in setpriv else [])
 
 
 def test_two_builds_at_once_do_not_corrupt_each_other(tmp_path: Path) -> None:

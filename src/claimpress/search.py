@@ -512,8 +512,14 @@ def _tied() -> list[str]:
     """What to start a command with to have it killed when the thread that starts it
     ends, where util-linux's `setpriv` is there to see to it (as `parallel.die_with` for
     forked workers): a build killed outright would otherwise leave its indexers writing
-    into a scratch folder that the next build deletes."""
-    return ["setpriv", "--pdeathsig", "KILL"] if shutil.which("setpriv") else []
+    into a scratch folder that the next build deletes. Tried once first: another
+    `setpriv` (BusyBox's) knows no `--pdeathsig`."""
+    tied = ["setpriv", "--pdeathsig", "KILL"]
+    try:
+        works = subprocess.run([*tied, "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        works = False
+    return tied if works else []
 
 
 def _start(site: Path, out: Path, started: Started | None, nice: bool) -> subprocess.Popen[str]:
