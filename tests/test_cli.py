@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import time
 import tomllib
 import urllib.error
@@ -295,6 +296,17 @@ def inotify_watches(pid: int) -> set[int]:
                 found = re.findall(r"^inotify wd:\w+ ino:(\w+)", info, re.M)
                 watched |= {int(ino, 16) for ino in found}
     return watched
+
+
+def test_serve_on_a_port_in_use_says_so_and_how_to_choose_another(project: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("serve", "--port", str(port), cwd=project)
+    assert (result.code, result.out) == (1, "")
+    assert result.err == (f"error: cannot serve on 127.0.0.1:{port}: Address already in use; "
+                          "choose another port with --port (0: any free port)\n")
 
 
 def settles(check: Callable[[], bool]) -> bool:

@@ -409,7 +409,13 @@ def serve(root: Path, *, port: int = 8000, host: str = "127.0.0.1") -> None:
     with _site_folder(root) as (out, spare):
         preview = Preview(root, out, spare)
         handler = type("Handler", (_Handler,), {"preview": preview})
-        server = _Server((host, port), functools.partial(handler, directory=str(out)))
+        try:
+            server = _Server((host, port), functools.partial(handler, directory=str(out)))
+        except OSError as exc:  # the port in use, say
+            raise OutputError(
+                f"cannot serve on {host}:{port}: {exc.strerror or exc}; "
+                "choose another port with --port (0: any free port)"
+            ) from None
         with contextlib.closing(_Watcher(root, preview.relevant)) as watcher:
             preview.site.start()
             preview.rebuild()
