@@ -113,6 +113,25 @@ def test_export_of_an_unknown_claim(project: Path) -> None:
     assert result.err == "error: no claim `nope`; known: is-the-sky-blue\n"
 
 
+@pytest.mark.parametrize("command", [["export"], ["review"], ["approve", "--by", "Ann"],
+                                     ["submit"]])
+def test_a_claim_not_there_among_many_gets_the_closest_not_all(
+    project: Path, command: list[str]
+) -> None:
+    sky = project / "claims" / "is-the-sky-blue.yaml"
+    for color in ("red", "green", "grey", "gold", "pink", "teal", "navy", "plum", "rust",
+                  "sand", "jade"):
+        text = sky.read_text().replace("Is the sky blue?", f"Is the sky {color}?")
+        (project / "claims" / f"is-the-sky-{color}.yaml").write_text(text)
+    name, *options = command
+    result = run_cli(name, "claims/is-the-sky-gren.yaml", *options, cwd=project)
+    assert (result.code, result.err) == (
+        1, "error: no claim `claims/is-the-sky-gren.yaml`; did you mean `is-the-sky-green`, "
+           "`is-the-sky-grey` or `is-the-sky-red`?\n")
+    result = run_cli(name, "tides", *options, cwd=project)
+    assert (result.code, result.err) == (1, "error: no claim `tides` among the 12 in claims/\n")
+
+
 def test_check_json_and_strict(project: Path) -> None:
     claim = project / "claims" / "is-the-sky-blue.yaml"
     claim.write_text(claim.read_text() + "  unused: {title: U, url: https://u.example.org/}\n")

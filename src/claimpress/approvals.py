@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .load import ClaimFile, RegistryFile, parse_model, slug_of
+from .load import ClaimFile, RegistryFile, no_claim, parse_model, slug_of
 from .model import Claim, Figure, Site, Source, Status
 from .problems import CHANGED, Problem
 from .resolve import Page, Registry, build_registry, resolve_claim
@@ -340,7 +340,7 @@ def _claim_for(project: Project, name: str) -> tuple[Page, ClaimFile]:
     slug = slug_of(name)
     found = project.claim(slug)
     if found is None:
-        raise ApprovalError(f"no claim `{name}`; known: {', '.join(project.slugs)}")
+        raise ApprovalError(no_claim(name, project.slugs))
     file, page = found
     shown, shared = (
         project.show(file.rel),

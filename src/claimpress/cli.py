@@ -16,7 +16,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from .load import BUILD_DIR, THEME_DIR
+from .load import BUILD_DIR, THEME_DIR, no_claim
 from .problems import OutputError, Problem, ProblemsFound, SettingError, errors, ordered
 from .project import Project, gather, require_clean
 
@@ -238,7 +238,7 @@ def export(
             broken = [p for p in project.problems if Path(p.path).stem == Path(claim).stem]
             if broken:
                 raise ProblemsFound(broken) from None
-            fail(f"no claim `{claim}`; known: {', '.join(p.slug for p in project.pages)}")
+            fail(no_claim(claim, [p.slug for p in project.pages]))
         renderer = Renderer(project.root, project.site)
         outputs: dict[ExportFormat, Callable[[], str]] = {
             ExportFormat.text: lambda: renderer.claim_text(page),

@@ -9,7 +9,7 @@ import os
 import stat
 import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -320,6 +320,18 @@ def slug_of(name: str) -> str:
     """The slug of a claim named on the command line by its slug or by its file's path
     (`claims/x.yaml`: `x`)."""
     return Path(name).stem if name.endswith((".yaml", ".yml")) else name
+
+
+def no_claim(name: str, slugs: Sequence[str]) -> str:
+    """What to say of a claim named on the command line that is not among `slugs`: all of
+    them when they are few, else the closest (a desk has thousands)."""
+    if len(slugs) <= 10:
+        return f"no claim `{name}`; known: {', '.join(slugs)}"
+    close = [f"`{s}`" for s in difflib.get_close_matches(slug_of(name), slugs, n=3)]
+    if close:
+        said = f"{', '.join(close[:-1])} or {close[-1]}" if len(close) > 1 else close[0]
+        return f"no claim `{name}`; did you mean {said}?"
+    return f"no claim `{name}` among the {len(slugs)} in {CLAIMS_DIR}/"
 
 
 def load_claim(

@@ -23,7 +23,7 @@ from . import figures as fig
 from . import prose
 from .approvals import Approval, approved_page, content_hash, shared_files
 from .lint import prose_fields
-from .load import field_path, slug_of
+from .load import field_path, no_claim, slug_of
 from .problems import Problem
 from .project import Project
 from .prose import Cite, FigureRef
@@ -135,7 +135,7 @@ def to_review(project: Project, names: list[str]) -> tuple[list[Page], list[Brok
     for name in names:
         slug = slug_of(name)
         if slug not in project.slugs:
-            raise ReviewError(f"no claim `{name}`; known: {', '.join(project.slugs)}")
+            raise ReviewError(no_claim(name, project.slugs))
         wanted.append(slug)
     pages = {p.slug: p for p in project.pages}
     chosen: list[Page] = []
