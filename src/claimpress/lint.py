@@ -22,7 +22,7 @@ from decimal import Decimal
 from . import figures as fig
 from . import prose
 from .approvals import Approval, snapshot_claim
-from .load import ClaimFile, Located, field_path, locate_in_field
+from .load import ClaimFile, Located, field_path, locate_in_field, one_of
 from .model import Claim, Figure, Site, Source
 from .problems import Problem, Severity
 from .prose import Cite, FigureRef
@@ -130,7 +130,7 @@ def source_findings(entry: Entry[Source]) -> Iterator[Finding]:
             "incomplete-source",
             entry.file,
             entry.loc,
-            f"source `{entry.key}` has no {_join(missing)}; "
+            f"source `{entry.key}` has no {one_of(missing)}; "
             + (
                 "readers cannot check it until it is identified"
                 if source.url is None
@@ -684,7 +684,3 @@ def prose_fields(page: Page) -> Iterator[tuple[tuple[str | int, ...], str, bool]
 def _values(ctx: Context) -> Mapping[str, Decimal]:
     values = {f.name: f.value for f in ctx.page.figures}
     return ChainMap(values, ctx.registry.values)  # type: ignore[arg-type]
-
-
-def _join(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]

@@ -322,6 +322,11 @@ def slug_of(name: str) -> str:
     return Path(name).stem if name.endswith((".yaml", ".yml")) else name
 
 
+def one_of(items: Sequence[str]) -> str:
+    """`a`, `a or b`, `a, b or c`..."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
+
+
 def no_claim(name: str, slugs: Sequence[str]) -> str:
     """What to say of a claim named on the command line that is not among `slugs`: all of
     them when they are few, else the closest (a desk has thousands)."""
@@ -329,8 +334,7 @@ def no_claim(name: str, slugs: Sequence[str]) -> str:
         return f"no claim `{name}`; known: {', '.join(slugs)}"
     close = [f"`{s}`" for s in difflib.get_close_matches(slug_of(name), slugs, n=3)]
     if close:
-        said = f"{', '.join(close[:-1])} or {close[-1]}" if len(close) > 1 else close[0]
-        return f"no claim `{name}`; did you mean {said}?"
+        return f"no claim `{name}`; did you mean {one_of(close)}?"
     return f"no claim `{name}` among the {len(slugs)} in {CLAIMS_DIR}/"
 
 
