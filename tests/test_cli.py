@@ -317,6 +317,14 @@ def inotify_watches(pid: int) -> set[int]:
     return watched
 
 
+def test_serve_outside_a_project_fails_and_leaves_nothing(tmp_path: Path) -> None:
+    result = run_cli("serve", "--port", "0", cwd=tmp_path)
+    assert (result.code, result.out) == (1, "")
+    assert result.err == ("site.yaml:0:0: (file): no site.yaml here; run claimpress in a project "
+                          "folder (one with site.yaml and claims/)\n1 error(s), 0 warning(s)\n")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_serve_on_a_port_in_use_says_so_and_how_to_choose_another(project: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -401,6 +401,8 @@ class _Server(http.server.ThreadingHTTPServer):
 def serve(root: Path, *, port: int = 8000, host: str = "127.0.0.1") -> None:
     """Build, serve on http://host:port/ and rebuild on every change until interrupted."""
     root = root.absolute()
+    if not (root / SITE_FILE).is_file():  # not a project: fail as `build` does, before a
+        gather(root)  # cache is made in the folder and it is watched
     signal.signal(signal.SIGTERM, _stop)
     # An edit reads files, and each read gives up the interpreter: while the background
     # thread renders listings, taking it back cost up to the default 5 ms a time, and an
