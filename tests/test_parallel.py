@@ -32,6 +32,24 @@ def test_workers_leave_ctrl_c_to_the_parent_and_die_on_sigterm(
     assert results == [(i, signal.SIG_IGN, signal.SIG_DFL) for i in range(8)]
 
 
+def _found_prctl_looked_up(item: int) -> bool:
+    return parallel._prctl.cache_info().hits > 0  # (a miss: this process looked it up)
+
+
+def test_workers_tie_themselves_to_the_parent_with_what_it_looked_up_before_forking(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Loading a library in a child forked from a process with threads (`serve`) could wait
+    # for ever on a lock another thread held when it forked.
+    monkeypatch.setenv("CLAIMPRESS_JOBS", "2")
+    monkeypatch.setattr(parallel, "MIN_ITEMS", 4)
+    parallel._prctl.cache_clear()
+    assert parallel.fork_map(_found_prctl_looked_up, list(range(8))) == [True] * 8
+    parallel._prctl.cache_clear()
+    with parallel.forked(lambda: _found_prctl_looked_up(0)) as result:
+        assert result() is True
+
+
 def _fails_at_five(item: int) -> int:
     if item == 5:
         raise ValueError(f"item {item}")

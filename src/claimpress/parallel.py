@@ -7,6 +7,7 @@ Where fork is unavailable, or the work is small, everything runs in this process
 
 from __future__ import annotations
 
+import functools
 import gc
 import multiprocessing
 import os
@@ -40,20 +41,31 @@ def cores() -> int:
 def _worker(parent: int) -> None:
     """A worker leaves Ctrl-C to the parent, which stops the pool, dies quietly on
     SIGTERM (which `serve` turns into a KeyboardInterrupt for itself), and dies with the
-    parent (`parent`, by pid)."""
-    die_with(parent)
+    parent (`parent`, by pid; `_prctl` looked up first)."""
+    _die_with(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def die_with(parent: int) -> None:
-    """Have this process killed when the thread that started it ends (on Linux), and end
-    it now if its parent is no longer `parent` (by pid): a build killed outright (the OOM
-    killer, `kill -9`) would otherwise leave its workers running, a pool's waiting forever."""
-    if sys.platform.startswith("linux"):
-        import ctypes  # only here: a worker's start, not every command's
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    """libc's prctl on Linux, for `_die_with`: looked up by the parent before it forks, as
+    loading a library in a child forked from a process with threads (`serve`) could wait
+    for ever on a lock another thread held. Imported only then, not by every command."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
 
-        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    return ctypes.CDLL(None).prctl
+
+
+def _die_with(parent: int) -> None:
+    """Have this process killed when the thread that started it ends, and end it now if
+    its parent is no longer `parent` (by pid): a build killed outright (the OOM killer,
+    `kill -9`) would otherwise leave its workers running, a pool's waiting for ever."""
+    prctl = _prctl()
+    if prctl is not None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:
         os._exit(1)
 
@@ -88,6 +100,7 @@ def fork_map(func: Callable[[T], R], items: Sequence[T]) -> list[R]:
         step = -(-len(items) // (workers * 4))
         spans = [(i, min(i + step, len(items))) for i in range(0, len(items), step)]
         parts = []
+        _prctl()  # before forking
         with multiprocessing.get_context("fork").Pool(
             workers, initializer=_worker, initargs=(os.getpid(),)
         ) as pool:
@@ -115,6 +128,7 @@ def forked(func: Callable[[], R]) -> Iterator[Callable[[], R]]:
         return
     read, write = os.pipe()
     parent = os.getpid()
+    _prctl()  # before forking
     pid = os.fork()
     if pid == 0:  # the forked process: leaves only through `os._exit`
         status = 1

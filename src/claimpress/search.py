@@ -510,7 +510,7 @@ def _command(pagefind: list[str], site: Path, out: Path) -> list[str]:
 @functools.cache
 def _tied() -> list[str]:
     """What to start a command with to have it killed when the thread that starts it
-    ends, where util-linux's `setpriv` is there to see to it (as `parallel.die_with` for
+    ends, where util-linux's `setpriv` is there to see to it (as `parallel._die_with` for
     forked workers): a build killed outright would otherwise leave its indexers writing
     into a scratch folder that the next build deletes. Tried once first: another
     `setpriv` (BusyBox's) knows no `--pdeathsig`."""
