@@ -283,7 +283,7 @@ class Project:
         return link_follow_ups(chosen)
 
     def page(self, name: str) -> Page:
-        """The page for a slug or claim file path; raises KeyError with the known slugs."""
+        """The page for a slug or claim file path (`slug_of`); KeyError when there is none."""
         slug = slug_of(name)
         for page in self.pages:
             if page.slug == slug:
